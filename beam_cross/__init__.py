@@ -1,0 +1,47 @@
+"""beam_cross: Keras ``HashedCrossing`` / ``tf.sparse.cross_hashed``, bit for bit, for Apache Beam,
+tf.Transform and serving graphs.
+
+``import beam_cross`` loads NumPy and pyarrow only. Names that need Beam, TensorFlow or Keras are
+resolved on first use; ``beam_cross.tft`` (tf.Transform) is a submodule imported explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from beam_cross.columns import FeatureColumn, feature_column
+from beam_cross.cross import DEFAULT_HASH_KEY, hashed_cross
+from beam_cross.errors import FeatureError
+from beam_cross.spec import Cross
+
+__version__ = "0.1.0"
+
+# Public names defined in modules with heavy imports: name -> module.
+_LAZY = {
+    "CrossFeatures": "beam_cross.transforms",
+    "HashedCrossing": "beam_cross.layers",
+}
+
+__all__ = sorted(
+    [
+        "Cross",
+        "DEFAULT_HASH_KEY",
+        "FeatureColumn",
+        "FeatureError",
+        "feature_column",
+        "hashed_cross",
+        *_LAZY,
+    ]
+)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'beam_cross' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

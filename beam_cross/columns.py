@@ -1,0 +1,275 @@
+"""Turning one feature column (scalar, list, NumPy, Arrow) into uint64 fingerprints.
+
+Strings (``str`` as UTF-8, ``bytes`` as given) become their FarmHash ``Fingerprint64``; integers
+of any width become the 64 bits of their int64 value, exactly as ``tf.sparse.cross_hashed`` sees
+them. A multivalent column (lists per row) keeps its row splits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from beam_cross import errors
+from beam_cross._fingerprint import fingerprint64_buffers
+from beam_cross.errors import FeatureError
+
+_STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                 pa.types.is_large_binary)
+_LIST_TYPES = (pa.types.is_list, pa.types.is_large_list)
+# Deduplicate strings when a sample of this many values has at most half distinct values.
+_DEDUP_SAMPLE = 4096
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """One feature as fingerprints.
+
+    ``fingerprints`` holds one uint64 per value. ``row_splits`` is None for a single-valued column;
+    for a multivalent one, row ``i`` owns ``fingerprints[row_splits[i]:row_splits[i + 1]]``.
+    ``shape`` is the caller's shape for a single-valued column: ``()``, ``(n,)`` or ``(n, 1)``.
+    """
+
+    fingerprints: np.ndarray
+    row_splits: np.ndarray | None
+    shape: tuple
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.row_splits) - 1 if self.row_splits is not None else len(self.fingerprints)
+
+
+def kind_of(value) -> str:
+    """``"string"``, ``"int"``, or the :mod:`beam_cross.errors` reason that rejects ``value``."""
+    if isinstance(value, (str, bytes)):
+        return "string"
+    if isinstance(value, (bool, np.bool_)):
+        return errors.BOOL
+    if isinstance(value, (int, np.integer)):
+        return "int" if -(2**63) <= value < 2**64 else errors.OUT_OF_RANGE
+    if value is None:
+        return errors.NULL
+    if isinstance(value, (float, np.floating)):
+        return errors.FLOAT
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return errors.NESTED
+    return errors.UNSUPPORTED
+
+
+_DETAILS = {
+    errors.NULL: "missing values (None) cannot be crossed; fill or filter them first.",
+    errors.FLOAT: "floats cannot be crossed; only strings and integers can (bucketize or cast first).",
+    errors.BOOL: "booleans cannot be crossed; only strings and integers can (cast to int first).",
+    errors.NESTED: "a nested list cannot be crossed; a value must be a string or an integer.",
+    errors.OUT_OF_RANGE: "integers must fit in int64 (or uint64).",
+    errors.UNSUPPORTED: "only strings, bytes and integers can be crossed.",
+    errors.MIXED_KINDS: "a column must hold only strings or only integers, not both.",
+}
+
+
+def _value_error(feature, reason, value, row) -> FeatureError:
+    return FeatureError(feature, reason, _DETAILS[reason], value, row)
+
+
+def _first_bad_value(values, feature) -> FeatureError:
+    """The error for the first value of ``values`` that cannot be crossed (slow path, errors only)."""
+    multivalent = any(isinstance(v, (list, tuple, np.ndarray)) for v in values)
+    first_kind = None
+    for row, value in enumerate(values):
+        if multivalent and value is None:
+            continue  # a None list is "no values": the row has no crosses
+        items = value if multivalent and isinstance(value, (list, tuple, np.ndarray)) else [value]
+        for item in items:
+            kind = kind_of(item)
+            if kind not in ("string", "int"):
+                return _value_error(feature, kind, item, row)
+            if first_kind is None:
+                first_kind = kind
+            elif kind != first_kind:
+                return _value_error(feature, errors.MIXED_KINDS, item, row)
+    return FeatureError(feature, errors.UNSUPPORTED, _DETAILS[errors.UNSUPPORTED], list(values[:5]))
+
+
+def _object_addresses(values: np.ndarray) -> np.ndarray:
+    """The object pointers of a 1-D object array, as uint64 (identical objects, identical keys)."""
+    pointer_array = ctypes.c_uint64 * len(values)
+    return np.frombuffer(pointer_array.from_address(values.ctypes.data), np.uint64).copy()
+
+
+def _arrow_fingerprints(array: pa.Array, feature) -> tuple[np.ndarray, str]:
+    """Fingerprints of a flat Arrow array, and its kind (``"string"`` or ``"int"``)."""
+    if array.null_count:
+        row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
+        raise _value_error(feature, errors.NULL, None, row)
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        values, value_kind = _arrow_fingerprints(array.dictionary, feature)
+        return values[array.indices.to_numpy(zero_copy_only=False)], value_kind
+    if any(test(kind) for test in _STRING_TYPES):
+        if len(array) > 2 * _DEDUP_SAMPLE:
+            sample = array.slice(0, _DEDUP_SAMPLE)
+            if len(sample.unique()) * 2 <= _DEDUP_SAMPLE:
+                encoded = array.dictionary_encode()
+                return _arrow_fingerprints(encoded, feature)
+        offset_type = np.int64 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else np.int32
+        _, offsets_buffer, data_buffer = array.buffers()
+        offsets = np.frombuffer(offsets_buffer, offset_type, len(array) + 1, array.offset * offset_type().itemsize)
+        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        if len(offsets) and offsets[0]:
+            data = data[offsets[0] : offsets[-1]]
+            offsets = offsets - offsets[0]
+        return fingerprint64_buffers(offsets, data), "string"
+    if pa.types.is_integer(kind):
+        numbers = array.to_numpy(zero_copy_only=False)
+        return _int_bits(numbers), "int"
+    if pa.types.is_null(kind) and len(array) == 0:
+        return np.zeros(0, np.uint64), "int"
+    reason = {
+        pa.types.is_floating: errors.FLOAT,
+        pa.types.is_boolean: errors.BOOL,
+        pa.types.is_null: errors.NULL,
+        pa.types.is_list: errors.NESTED,
+        pa.types.is_large_list: errors.NESTED,
+        pa.types.is_fixed_size_list: errors.NESTED,
+    }
+    for test, why in reason.items():
+        if test(kind):
+            return _raise_first(array, feature, why)
+    raise FeatureError(feature, errors.UNSUPPORTED, f"Arrow type {kind} cannot be crossed; only strings, binary and integers can.", array.slice(0, 3).to_pylist())
+
+
+def _raise_first(array, feature, why):
+    raise _value_error(feature, why, array[0].as_py() if len(array) else None, 0)
+
+
+def _int_bits(numbers: np.ndarray) -> np.ndarray:
+    if numbers.dtype == np.uint64:
+        return numbers.view(np.uint64)
+    return numbers.astype(np.int64, copy=False).view(np.uint64)
+
+
+def _from_arrow(array, feature) -> FeatureColumn:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    if any(test(array.type) for test in _LIST_TYPES):
+        if array.offset or array.null_count:
+            # Null lists carry no values: the row simply has no crosses, as a missing VarLen
+            # feature in a tf.Example.
+            array = pa.array(array.to_pylist(), type=array.type)  # normalise (rare path)
+        splits = array.offsets.to_numpy().astype(np.int64)
+        values = array.values.slice(splits[0], splits[-1] - splits[0])
+        try:
+            fingerprints, _ = _arrow_fingerprints(values, feature)
+        except FeatureError as error:
+            if error.reason == errors.NESTED:
+                raise _value_error(feature, errors.NESTED, values[0].as_py(), _row_of(splits, 0)) from None
+            row = _row_of(splits, error.row)
+            raise FeatureError(feature, error.reason, error.detail, error.value, row) from None
+        return FeatureColumn(fingerprints, splits - splits[0], (len(array),))
+    fingerprints, _ = _arrow_fingerprints(array, feature)
+    return FeatureColumn(fingerprints, None, (len(array),))
+
+
+def _row_of(splits, value_index):
+    if value_index is None:
+        return None
+    return int(np.searchsorted(splits, value_index, side="right") - 1)
+
+
+def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
+    """An object array of str / bytes / int, or of lists of them (multivalent)."""
+    values = np.ascontiguousarray(values.reshape(-1))
+    order = None
+    if len(values) > 2 * _DEDUP_SAMPLE:
+        # Many rows often share one object (values drawn from a vocabulary): fingerprint each
+        # distinct object once. Equal but distinct objects are still correct, just not shared.
+        addresses = _object_addresses(values)
+        if len(np.unique(addresses[:_DEDUP_SAMPLE])) * 2 <= _DEDUP_SAMPLE:
+            encoded = pa.array(addresses).dictionary_encode()
+            first = np.empty(len(encoded.dictionary), np.int64)
+            codes = encoded.indices.to_numpy()
+            first[codes[::-1]] = np.arange(len(values) - 1, -1, -1)
+            order, values = codes, values[first]
+    try:
+        array = pa.array(values, from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        raise _first_bad_value(values, feature) from None
+    if any(test(array.type) for test in _LIST_TYPES) or pa.types.is_fixed_size_list(array.type):
+        if order is not None:
+            array = array.take(pa.array(order))
+        if pa.types.is_list(array.type) and pa.types.is_null(array.type.value_type):
+            array = array.cast(pa.list_(pa.int64()))  # only empty lists / None: no values
+        if shape != (len(array),):
+            raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
+        try:
+            return _from_arrow(array, feature)
+        except FeatureError as error:
+            if error.reason == errors.NESTED:
+                raise
+            raise _first_bad_value(values, feature) from None
+    try:
+        fingerprints, _ = _arrow_fingerprints(array, feature)
+    except FeatureError as error:
+        if order is not None and error.row is not None:
+            error = FeatureError(feature, error.reason, error.detail, error.value, int(np.flatnonzero(order == error.row)[0]))
+        raise error from None
+    if order is not None:
+        fingerprints = fingerprints[order]
+    return FeatureColumn(fingerprints, None, shape)
+
+
+def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
+    shape = values.shape
+    if values.ndim > 2 or (values.ndim == 2 and shape[1] != 1):
+        raise FeatureError(
+            feature, errors.SHAPE,
+            "a column must have shape (), (n,) or (n, 1); pass lists per row for a multivalent feature.",
+            f"shape={shape}",
+        )
+    kind = values.dtype.kind
+    if kind in "iu":
+        return FeatureColumn(_int_bits(values.reshape(-1)), None, shape)
+    if kind == "U":
+        return FeatureColumn(_arrow_fingerprints(pa.array(values.reshape(-1), pa.string()), feature)[0], None, shape)
+    if kind == "S":
+        return FeatureColumn(_arrow_fingerprints(pa.array(values.reshape(-1), pa.binary()), feature)[0], None, shape)
+    if kind == "O":
+        return _from_objects(values, feature, shape)
+    reason = {"f": errors.FLOAT, "c": errors.FLOAT, "b": errors.BOOL}.get(kind, errors.UNSUPPORTED)
+    first = values.reshape(-1)[0].item() if values.size else f"dtype={values.dtype}"
+    raise FeatureError(feature, reason, _DETAILS[reason] + f" (dtype {values.dtype})", first, 0 if values.size else None)
+
+
+def feature_column(values, feature="feature") -> FeatureColumn:
+    """Fingerprints of one feature column.
+
+    ``values`` is a scalar (str, bytes, int), a 1-D or ``(n, 1)`` array-like, a list of lists
+    (multivalent), or a pyarrow ``Array`` / ``ChunkedArray`` (``ListArray`` for multivalent).
+    ``feature`` names the column in errors.
+
+    >>> feature_column(["a", "b"], "country").fingerprints.dtype
+    dtype('uint64')
+    >>> feature_column([[1, 2], []], "hour").row_splits.tolist()
+    [0, 2, 2]
+    """
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return _from_arrow(values, feature)
+    if isinstance(values, np.ndarray):
+        return _from_numpy(values, feature)
+    if isinstance(values, (str, bytes, int, np.generic)):
+        kind = kind_of(values)
+        if kind == "string":
+            return FeatureColumn(_arrow_fingerprints(pa.array([values]), feature)[0], None, ())
+        if kind == "int":
+            return FeatureColumn(_int_bits(np.array([values])), None, ())
+        raise _value_error(feature, kind, values, None)
+    if values is None or isinstance(values, float):
+        raise _value_error(feature, kind_of(values), values, None)
+    try:
+        items = list(values)
+    except TypeError:
+        raise _value_error(feature, errors.UNSUPPORTED, values, None) from None
+    return _from_objects(np.fromiter(items, dtype=object, count=len(items)), feature, (len(items),))

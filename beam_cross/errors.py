@@ -1,0 +1,69 @@
+"""The one error type for feature values that cannot be crossed.
+
+Argument errors (a bad ``num_bins``, too few features) are plain ``TypeError`` / ``ValueError``.
+A bad *value* in a feature raises :class:`FeatureError`, which also carries a short machine-readable
+``reason`` so that pipelines can count and route rejected rows by cause.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Reasons, also used as Beam metric names and in rejected-row records.
+MISSING = "missing"  # the feature is absent from the row
+NULL = "null"  # None / Arrow null in a single-valued feature, or inside a list
+FLOAT = "float"
+BOOL = "bool"
+NESTED = "nested"  # a list where a scalar is expected, or a list of lists
+MIXED_KINDS = "mixed_kinds"  # strings and integers in one column
+UNSUPPORTED = "unsupported_type"
+OUT_OF_RANGE = "out_of_range"  # an integer outside int64 / uint64
+SHAPE = "shape"  # a column of the wrong rank or length
+
+REASONS = (MISSING, NULL, FLOAT, BOOL, NESTED, MIXED_KINDS, UNSUPPORTED, OUT_OF_RANGE, SHAPE)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FeatureError(ValueError):
+    """A feature holds a value that cannot be crossed.
+
+    Attributes:
+        feature: the feature (column) name, or ``"features[i]"`` for an unnamed column.
+        reason: one of :data:`REASONS`.
+        detail: what is wrong, in words.
+        value: the offending value (or a description of the column).
+        row: the row of the offending value, when known.
+        cross: the name of the cross being computed, when known.
+    """
+
+    def __init__(self, feature, reason, detail, value=None, row=None, cross=None):
+        self.feature = feature
+        self.reason = reason
+        self.detail = detail
+        self.value = value
+        self.row = row
+        self.cross = cross
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"Feature `{self.feature}`"
+        if self.cross is not None:
+            where += f" of cross `{self.cross}`"
+        text = f"{where}: {self.detail} Received: value={_short(self.value)}"
+        if self.row is not None:
+            text += f" at row {self.row}"
+        return text
+
+    def __reduce__(self):  # keep the fields through pickling (Beam ships errors between workers)
+        return (
+            type(self),
+            (self.feature, self.reason, self.detail, self.value, self.row, self.cross),
+        )
+
+    def in_cross(self, cross: str) -> FeatureError:
+        """The same error, naming the cross it was found in."""
+        return FeatureError(self.feature, self.reason, self.detail, self.value, self.row, cross)
