@@ -127,7 +127,8 @@ def hashed_cross(features, num_bins, *, hash_key=None):
     [[5, 3], []]
     """
     num_bins = check_num_bins(num_bins)
-    seed = check_hash_key(hash_key)
+    # A negative key is used as its 64-bit two's complement, as TF's uint64 cast of the int64 attr.
+    seed = check_hash_key(hash_key) % 2**64
     columns = _columns(features)
     if all(c.row_splits is None for c in columns):
         hashes = np.uint64(seed)
