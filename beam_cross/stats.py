@@ -1,0 +1,335 @@
+"""Collision statistics of a hashed cross, and how many bins it would need.
+
+Two different crosses (say ``("fr", 13)`` and ``("us", 7)``) collide when they land in the same bin.
+To tell them apart, each cross value is identified by its full hash (``hashed_cross`` with
+``num_bins=0``, i.e. the 64-bit fold modulo ``2**63 - 1``) and placed in its bin (``hashed_cross``
+with the cross's ``num_bins``). Both are computed by the crossing core; the bin is *not* derived from
+the full hash, because ``h mod n`` differs from ``(h mod (2**63 - 1)) mod n``.
+
+Counting: a *row* is one input row; a *cross value* is one output id. A single-valued cross gives
+one value per row; a multivalent row gives one value per combination of its values (possibly none).
+``collision_share`` is the share of cross values (so, for single-valued crosses, of rows) whose bin
+holds more than one distinct cross.
+
+Suggested ``num_bins`` (birthday / occupancy argument): with ``D`` distinct crosses hashed uniformly
+into ``m`` bins, one given cross shares its bin with at least one of the other ``D - 1`` with
+probability ``p(m) = 1 - (1 - 1/m) ** (D - 1)``. That probability does not depend on how frequent
+the cross is, so it is also the expected collision share over cross values. The suggestion is the
+smallest ``m`` with ``p(m) <= target``: ``m = ceil(1 / (1 - (1 - target) ** (1 / (D - 1))))``,
+about ``(D - 1) / target`` for small targets. ``D`` is the number of distinct crosses *seen*; on a
+sample it underestimates the full data.
+
+>>> from beam_cross import Cross
+>>> accumulator = CrossStatsAccumulator(Cross(["country", "hour"], num_bins=3))
+>>> accumulator.add_columns({"country": ["fr", "us", "fr", "de"], "hour": [13, 7, 13, 9]})
+>>> stats = accumulator.result()
+>>> (stats.rows, stats.distinct_crosses, stats.bins_used, stats.collision_share)
+(4, 3, 2, 0.75)
+>>> stats.suggested_num_bins
+200
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from beam_cross.cross import hashed_cross
+from beam_cross.errors import FeatureError
+from beam_cross.spec import Cross
+
+DEFAULT_TARGET_COLLISION_SHARE = 0.01
+_COMPACT_EVERY = 1 << 16  # pending cross values before they are folded into the counts
+
+
+def expected_collision_share(distinct_crosses: int, num_bins) -> np.ndarray | float:
+    """``1 - (1 - 1/num_bins) ** (distinct_crosses - 1)``: the chance a cross shares its bin.
+
+    ``num_bins=0`` (the full hash) means no collisions. Accepts an array of ``num_bins``.
+
+    >>> round(expected_collision_share(1000, 100_000), 5)
+    0.00994
+    """
+    bins = np.asarray(num_bins, dtype=np.float64)
+    others = max(int(distinct_crosses) - 1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(bins > 1, -np.expm1(others * np.log1p(-1.0 / np.maximum(bins, 2.0))), 1.0)
+    share = np.where(bins == 0, 0.0, share)
+    if others == 0:
+        share = np.zeros_like(share)
+    return float(share) if share.ndim == 0 else share
+
+
+def suggested_num_bins(distinct_crosses: int, target_collision_share: float = DEFAULT_TARGET_COLLISION_SHARE) -> int:
+    """The fewest bins whose expected collision share is at most ``target_collision_share``.
+
+    >>> suggested_num_bins(1000)
+    99401
+    >>> suggested_num_bins(1)
+    1
+    """
+    check_target(target_collision_share)
+    others = int(distinct_crosses) - 1
+    if others <= 0:
+        return 1
+    bins = math.ceil(1.0 / -math.expm1(math.log1p(-target_collision_share) / others))
+    # Guard the float rounding at the boundary: step to the exact smallest count that meets the target.
+    while bins > 1 and expected_collision_share(distinct_crosses, bins - 1) <= target_collision_share:
+        bins -= 1
+    while expected_collision_share(distinct_crosses, bins) > target_collision_share:
+        bins += 1
+    return bins
+
+
+def check_target(target_collision_share) -> float:
+    if isinstance(target_collision_share, bool) or not isinstance(target_collision_share, (int, float)):
+        raise TypeError(
+            f"`target_collision_share` must be a float. Received: target_collision_share={target_collision_share!r}"
+        )
+    if not 0 < target_collision_share < 1:
+        raise ValueError(
+            "`target_collision_share` must be strictly between 0 and 1. "
+            f"Received: target_collision_share={target_collision_share!r}"
+        )
+    return float(target_collision_share)
+
+
+@dataclass(frozen=True)
+class CrossStats:
+    """Collision statistics of one cross (see the module docstring for how values are counted).
+
+    ``occupancy`` maps k to the number of used bins holding exactly k distinct crosses.
+    ``skipped_rows`` counts rows that could not be crossed (they are not in any other count).
+    """
+
+    cross: str
+    num_bins: int
+    rows: int
+    cross_values: int
+    distinct_crosses: int
+    bins_used: int
+    colliding_crosses: int
+    collision_share: float
+    suggested_num_bins: int
+    target_collision_share: float
+    occupancy: tuple[tuple[int, int], ...] = ()
+    skipped_rows: int = 0
+
+    @property
+    def expected_collision_share(self) -> float:
+        """What the occupancy formula predicts for this many distinct crosses and bins."""
+        return expected_collision_share(self.distinct_crosses, self.num_bins)
+
+    def to_dict(self) -> dict:
+        return {
+            "cross": self.cross,
+            "num_bins": self.num_bins,
+            "rows": self.rows,
+            "cross_values": self.cross_values,
+            "distinct_crosses": self.distinct_crosses,
+            "bins_used": self.bins_used,
+            "colliding_crosses": self.colliding_crosses,
+            "collision_share": self.collision_share,
+            "expected_collision_share": self.expected_collision_share,
+            "suggested_num_bins": self.suggested_num_bins,
+            "target_collision_share": self.target_collision_share,
+            "occupancy": {str(k): n for k, n in self.occupancy},
+            "skipped_rows": self.skipped_rows,
+        }
+
+
+class CrossStatsAccumulator:
+    """Counts per distinct cross of one ``Cross``; mergeable, so it can run on many workers.
+
+    Feed it columns (``add_columns``), rows (``add_rows``), an Arrow ``RecordBatch``
+    (``add_record_batch``), or hashes computed elsewhere (``add_hashes``), then ``merge`` and
+    ``result``.
+    """
+
+    def __init__(self, cross: Cross, target_collision_share: float = DEFAULT_TARGET_COLLISION_SHARE):
+        if not isinstance(cross, Cross):
+            raise TypeError(f"`cross` must be a beam_cross.Cross. Received: cross={cross!r}")
+        self.cross = cross
+        self.target_collision_share = check_target(target_collision_share)
+        self.rows = 0
+        self.skipped_rows = 0
+        # Compacted state: sorted unique keys, their bins and counts; plus not-yet-compacted chunks.
+        self._keys = np.zeros(0, np.int64)
+        self._bins = np.zeros(0, np.int64)
+        self._counts = np.zeros(0, np.int64)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_size = 0
+
+    # -- feeding -------------------------------------------------------------------------------
+    def add_hashes(self, keys, bins, rows: int | None = None) -> None:
+        """Cross values given as their full hashes (``num_bins=0``) and bins, one per value."""
+        keys = np.asarray(keys, np.int64).reshape(-1)
+        bins = np.asarray(bins, np.int64).reshape(-1)
+        if keys.shape != bins.shape:
+            raise ValueError(f"`keys` and `bins` must have the same length. Received: {len(keys)} keys, {len(bins)} bins")
+        self.rows += len(keys) if rows is None else int(rows)
+        self._pending.append((keys, bins, np.ones(len(keys), np.int64)))
+        self._pending_size += len(keys)
+        if self._pending_size >= _COMPACT_EVERY:
+            self._compact()
+
+    def add_columns(self, columns: Mapping) -> None:
+        """Columns of the cross's features (any form ``hashed_cross`` accepts); raises FeatureError."""
+        features = {f: columns[f] for f in self.cross.features}
+        keys = hashed_cross(features, 0, hash_key=self.cross.hash_key)
+        bins = hashed_cross(features, self.cross.num_bins, hash_key=self.cross.hash_key)
+        if isinstance(keys, (pa.ListArray, pa.LargeListArray)):
+            rows = len(keys)
+            keys, bins = keys.flatten().to_numpy(), bins.flatten().to_numpy()
+        else:
+            rows = keys.size
+        self.add_hashes(keys, bins, rows)
+
+    def add_rows(self, rows: Sequence[Mapping]) -> None:
+        """Dict rows; a row that cannot be crossed (missing or bad value) is counted as skipped."""
+        rows = list(rows)
+        if not rows:
+            return
+        try:
+            self.add_columns({f: [row.get(f) for row in rows] for f in self.cross.features})
+        except FeatureError:
+            if len(rows) == 1:
+                self.skipped_rows += 1
+                return
+            middle = len(rows) // 2  # bisect to keep every good row of a batch with a bad one
+            self.add_rows(rows[:middle])
+            self.add_rows(rows[middle:])
+
+    def add_record_batch(self, batch: pa.RecordBatch) -> None:
+        """An Arrow batch; a batch with a bad value falls back to its rows (see ``add_rows``)."""
+        try:
+            self.add_columns({f: batch.column(f) for f in self.cross.features})
+        except (FeatureError, KeyError):
+            self.add_rows(batch.to_pylist())
+
+    def merge(self, other: CrossStatsAccumulator) -> CrossStatsAccumulator:
+        if other.cross != self.cross:
+            raise ValueError(f"Cannot merge statistics of cross `{other.cross.name}` into `{self.cross.name}`")
+        self.rows += other.rows
+        self.skipped_rows += other.skipped_rows
+        other._compact()
+        self._pending.append((other._keys, other._bins, other._counts))
+        self._pending_size += len(other._keys)
+        self._compact()
+        return self
+
+    # -- results ------------------------------------------------------------------------------
+    def _compact(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([self._keys, *(p[0] for p in self._pending)])
+        bins = np.concatenate([self._bins, *(p[1] for p in self._pending)])
+        counts = np.concatenate([self._counts, *(p[2] for p in self._pending)])
+        self._keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        self._bins = bins[first]
+        self._counts = np.zeros(len(self._keys), np.int64)
+        np.add.at(self._counts, inverse, counts)
+        self._pending, self._pending_size = [], 0
+
+    def result(self) -> CrossStats:
+        self._compact()
+        cross_values = int(self._counts.sum())
+        if len(self._keys):
+            _, bin_of_key, crosses_per_bin = np.unique(self._bins, return_inverse=True, return_counts=True)
+            colliding = crosses_per_bin[bin_of_key] > 1
+            sizes, bins_with_size = np.unique(crosses_per_bin, return_counts=True)
+            occupancy = tuple((int(k), int(n)) for k, n in zip(sizes, bins_with_size))
+            bins_used = len(crosses_per_bin)
+        else:
+            colliding = np.zeros(0, bool)
+            occupancy, bins_used = (), 0
+        colliding_values = int(self._counts[colliding].sum())
+        return CrossStats(
+            cross=self.cross.name,
+            num_bins=self.cross.num_bins,
+            rows=self.rows,
+            cross_values=cross_values,
+            distinct_crosses=len(self._keys),
+            bins_used=bins_used,
+            colliding_crosses=int(colliding.sum()),
+            collision_share=colliding_values / cross_values if cross_values else 0.0,
+            suggested_num_bins=suggested_num_bins(len(self._keys), self.target_collision_share),
+            target_collision_share=self.target_collision_share,
+            occupancy=occupancy,
+            skipped_rows=self.skipped_rows,
+        )
+
+
+def _as_crosses(crosses) -> tuple[Cross, ...]:
+    if isinstance(crosses, Cross):
+        crosses = [crosses]
+    crosses = tuple(crosses)
+    if not crosses or not all(isinstance(c, Cross) for c in crosses):
+        raise TypeError(f"`crosses` must be a Cross or a non-empty list of Cross. Received: crosses={crosses!r}")
+    names = [c.name for c in crosses]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Cross names must be unique. Received: names={names}")
+    return crosses
+
+
+class CrossStatsFn(beam.CombineFn):
+    """Beam ``CombineFn``: rows (dicts) or Arrow ``RecordBatch`` es in, a tuple of ``CrossStats`` out.
+
+    One pass computes the statistics of every cross in ``crosses`` (in that order). Dict rows are
+    buffered and crossed ``batch_size`` at a time.
+
+    Example: ``rows | beam.CombineGlobally(CrossStatsFn(crosses))``.
+    """
+
+    def __init__(self, crosses, *, target_collision_share=DEFAULT_TARGET_COLLISION_SHARE, batch_size=1024):
+        self._crosses = _as_crosses(crosses)
+        self._target = check_target(target_collision_share)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+        self._batch_size = batch_size
+
+    def create_accumulator(self):
+        return ([CrossStatsAccumulator(c, self._target) for c in self._crosses], [])
+
+    def _flush(self, accumulator):
+        accumulators, pending = accumulator
+        if pending:
+            for each in accumulators:
+                each.add_rows(pending)
+            pending.clear()
+
+    def add_input(self, accumulator, element):
+        accumulators, pending = accumulator
+        if isinstance(element, pa.RecordBatch):
+            for each in accumulators:
+                each.add_record_batch(element)
+            return accumulator
+        pending.append(element)
+        if len(pending) >= self._batch_size:
+            self._flush(accumulator)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        accumulators = list(accumulators)
+        merged = accumulators[0]
+        self._flush(merged)
+        for other in accumulators[1:]:
+            self._flush(other)
+            for mine, theirs in zip(merged[0], other[0]):
+                mine.merge(theirs)
+        return merged
+
+    def compact(self, accumulator):
+        self._flush(accumulator)
+        for each in accumulator[0]:
+            each._compact()
+        return accumulator
+
+    def extract_output(self, accumulator):
+        self._flush(accumulator)
+        return tuple(each.result() for each in accumulator[0])
