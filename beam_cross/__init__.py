@@ -22,17 +22,16 @@ _LAZY = {
     "HashedCrossing": "beam_cross.layers",
 }
 
-__all__ = sorted(
-    [
-        "Cross",
-        "DEFAULT_HASH_KEY",
-        "FeatureColumn",
-        "FeatureError",
-        "feature_column",
-        "hashed_cross",
-        *_LAZY,
-    ]
-)
+__all__ = [
+    "Cross",
+    "CrossFeatures",
+    "DEFAULT_HASH_KEY",
+    "FeatureColumn",
+    "FeatureError",
+    "HashedCrossing",
+    "feature_column",
+    "hashed_cross",
+]
 
 
 def __getattr__(name):

@@ -9,6 +9,9 @@ Python object is touched per string.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 _U = np.uint64
@@ -137,35 +140,36 @@ def _len_33_to_64(r: _ByteReader, s, n):
 
 
 def _len_over_64(r: _ByteReader, s, n):
-    # Rows sorted by block count, longest first, so the rows still looping form a prefix.
+    """Strings over 64 bytes. Callers pass rows sorted by block count, longest first."""
     blocks = ((n - _S[1]) >> _S[6]).astype(np.intp)
-    order = np.argsort(-blocks, kind="stable")
-    s, n, blocks = s[order], n[order], blocks[order]
     m = len(s)
     seed = _U(81)
     x = np.full(m, seed * K2, dtype=np.uint64) + r.u64(s)
     y = np.full(m, seed * K1 + _U(113), dtype=np.uint64)
     z = np.full(m, _shift_mix((seed * K1 + _U(113)) * K2 + _U(113)) * K2, dtype=np.uint64)
-    v0 = np.zeros(m, np.uint64)
-    v1 = np.zeros(m, np.uint64)
-    w0 = np.zeros(m, np.uint64)
-    w1 = np.zeros(m, np.uint64)
+    # v and w side by side: row 0 is farmhash's v, row 1 its w; pair index .0/.1 -> first/second.
+    first = np.zeros((2, m), np.uint64)
+    second = np.zeros((2, m), np.uint64)
     for it in range(int(blocks[0])):
-        k = int(np.count_nonzero(blocks > it))  # rows still looping: a prefix
-        p = s[:k] + _U(64 * it)
-        blk = r.block(p)
+        k = m if blocks[-1] > it else int(np.count_nonzero(blocks > it))  # looping rows: a prefix
+        blk = r.block(s[:k] + _U(64 * it))
         xk, yk, zk = x[:k], y[:k], z[:k]
-        v0k, v1k, w0k, w1k = v0[:k], v1[:k], w0[:k], w1[:k]
-        xk = _rot(xk + yk + v0k + blk[1], 37) * K1
-        yk = _rot(yk + v1k + blk[6], 42) * K1
-        xk = xk ^ w1k
-        yk = yk + v0k + blk[5]
-        zk = _rot(zk + w0k, 33) * K1
-        nv0, nv1 = _weak32(blk[0], blk[1], blk[2], blk[3], v1k * K1, xk + w0k)
-        nw0, nw1 = _weak32(blk[4], blk[5], blk[6], blk[7], zk + w1k, yk + blk[2])
+        v0, w0 = first[0, :k], first[1, :k]
+        v1, w1 = second[0, :k], second[1, :k]
+        xk = _rot(xk + yk + v0 + blk[1], 37) * K1
+        yk = _rot(yk + v1 + blk[6], 42) * K1
+        xk ^= w1
+        yk += v0 + blk[5]
+        zk = _rot(zk + w0, 33) * K1
+        seeds_a = np.stack((v1 * K1, zk + w1))
+        seeds_b = np.stack((xk + w0, yk + blk[2]))
+        quads = blk.reshape(2, 4, k)
+        a, b = _weak32(quads[:, 0], quads[:, 1], quads[:, 2], quads[:, 3], seeds_a, seeds_b)
+        first[:, :k], second[:, :k] = a, b
         x[:k], z[:k] = zk, xk  # std::swap(z, x)
         y[:k] = yk
-        v0[:k], v1[:k], w0[:k], w1[:k] = nv0, nv1, nw0, nw1
+    v0, w0 = first
+    v1, w1 = second
     mul = K1 + ((z & _U(0xFF)) << _S[1])
     blk = r.block(s + n - _S[64])
     w0 = w0 + ((n - _S[1]) & _U(63))
@@ -173,20 +177,44 @@ def _len_over_64(r: _ByteReader, s, n):
     w0 = w0 + v0
     x = _rot(x + y + v0 + blk[1], 37) * mul
     y = _rot(y + v1 + blk[6], 42) * mul
-    x = x ^ (w1 * _U(9))
-    y = y + v0 * _U(9) + blk[5]
+    x ^= w1 * _U(9)
+    y += v0 * _U(9) + blk[5]
     z = _rot(z + w0, 33) * mul
-    v0, v1 = _weak32(blk[0], blk[1], blk[2], blk[3], v1 * mul, x + w0)
-    w0, w1 = _weak32(blk[4], blk[5], blk[6], blk[7], z + w1, y + blk[2])
+    quads = blk.reshape(2, 4, m)
+    (v0, w0), (v1, w1) = _weak32(
+        quads[:, 0], quads[:, 1], quads[:, 2], quads[:, 3],
+        np.stack((v1 * mul, z + w1)), np.stack((x + w0, y + blk[2])),
+    )
     x, z = z, x
-    result = _hash_len16(
+    return _hash_len16(
         _hash_len16(v0, w0, mul) + _shift_mix(y) * K0 + z,
         _hash_len16(v1, w1, mul) + x,
         mul,
     )
-    out = np.empty(m, np.uint64)
-    out[order] = result
-    return out
+
+
+_CHUNK_ROWS = 4096  # small enough that every temporary stays in cache; measured best
+_LENGTH_BOUNDS = np.array([17, 33, 65], dtype=np.uint64)  # class c holds lengths < bound c
+_CLASSES = (_len_0_to_16, _len_17_to_32, _len_33_to_64, _len_over_64)
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    # NumPy releases the GIL inside its loops, so chunks hash in parallel on threads.
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8), thread_name_prefix="beam_cross")
+    return _POOL
+
+
+def _forget_pool_after_fork():
+    # A forked child (Beam's multi-process workers) inherits the pool object but not its threads.
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def fingerprint64_buffers(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
@@ -199,32 +227,26 @@ def fingerprint64_buffers(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     lengths = (offsets[1:] - offsets[:-1]).astype(np.uint64)
     reader = _ByteReader(np.asarray(data, dtype=np.uint8))
     out = np.empty(len(starts), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        # Chunks small enough that every temporary stays in cache: several times faster than
-        # whole-column passes, which are bound by memory bandwidth and page faults.
-        for lo in range(0, len(starts), _CHUNK_ROWS):
-            hi = lo + _CHUNK_ROWS
-            out[lo:hi] = _fingerprint_chunk(reader, starts[lo:hi], lengths[lo:hi])
-    return out
+    classes = np.searchsorted(_LENGTH_BOUNDS, lengths, side="right")
+    jobs = []
+    for c, fn in enumerate(_CLASSES):
+        rows = np.flatnonzero(classes == c)
+        if c == 3 and len(rows):
+            # Longest first, so that within a chunk the rows still looping form a prefix.
+            rows = rows[np.argsort(-((lengths[rows] - _S[1]) >> _S[6]).astype(np.int64), kind="stable")]
+        for lo in range(0, len(rows), _CHUNK_ROWS):
+            jobs.append((fn, rows[lo : lo + _CHUNK_ROWS]))
 
+    def run(job):
+        fn, rows = job
+        with np.errstate(over="ignore"):
+            out[rows] = fn(reader, starts[rows], lengths[rows])
 
-_CHUNK_ROWS = 8192
-_LENGTH_CLASSES = (
-    (0, 16, _len_0_to_16),
-    (17, 32, _len_17_to_32),
-    (33, 64, _len_33_to_64),
-    (65, 2**63, _len_over_64),
-)
-
-
-def _fingerprint_chunk(reader, starts, lengths):
-    out = np.empty(len(starts), dtype=np.uint64)
-    for lo, hi, fn in _LENGTH_CLASSES:
-        mask = (lengths >= _U(lo)) & (lengths <= _U(hi))
-        if mask.all():
-            return fn(reader, starts, lengths)
-        if mask.any():
-            out[mask] = fn(reader, starts[mask], lengths[mask])
+    if len(jobs) > 1:
+        list(_pool().map(run, jobs))
+    else:
+        for job in jobs:
+            run(job)
     return out
 
 

@@ -1,0 +1,120 @@
+"""beam_cross.hashed_cross vs tf.sparse.cross_hashed, side by side in one process.
+
+Both sides start from the same NumPy arrays (object arrays of ``str`` for string columns, as
+pandas and Beam hand them over) and end with an int64 NumPy array of bins: the TensorFlow side
+pays for ``tf.constant`` and ``tf.sparse.to_dense`` as a caller of the op must. Every timed
+result is also compared element by element, so the benchmark doubles as a parity check.
+
+    python benchmarks/bench_core.py              # 1,000,000 rows, best of 5
+    python benchmarks/bench_core.py --rows 100000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import pyarrow as pa
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import beam_cross  # noqa: E402
+
+NUM_BINS = 1_000_000
+
+
+def make_shapes(rows: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    ints = rng.integers(-(2**62), 2**62, rows)
+    small = rng.integers(0, 1000, rows)
+    vocabulary = np.array([f"value_{i:04d}" for i in range(1000)], dtype=object)
+    low_card = vocabulary[rng.integers(0, 1000, rows)]
+    distinct17 = np.array([f"id-{i:014d}" for i in rng.permutation(rows)], dtype=object)
+    lengths = rng.integers(100, 301, rows)
+    filler = "".join(chr(ord("a") + i % 26) for i in range(300))
+    long_strings = np.array([f"{i:010d}{filler[: n - 10]}" for i, n in zip(rng.permutation(rows), lengths)], dtype=object)
+    return {
+        "int64 x int64": ([ints, small], 5.0),
+        "1,000-value string x int64": ([low_card, small], 3.0),
+        "distinct 17-byte strings x int64": ([distinct17, small], 1.0),
+        "distinct 100-300-byte strings x int64": ([long_strings, small], 1.0),
+        "3 columns: string x int64 x int64": ([low_card, ints, small], 1.0),
+    }
+
+
+def tf_cross(columns, num_bins):
+    import tensorflow as tf
+
+    tensors = [tf.constant(column.reshape(-1, 1)) for column in columns]
+    return tf.sparse.to_dense(tf.sparse.cross_hashed(tensors, num_bins)).numpy().reshape(-1)
+
+
+def best_time(fn, columns, repeats):
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn(columns, NUM_BINS)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def input_bytes(columns) -> int:
+    total = 0
+    for column in columns:
+        total += column.nbytes
+        if column.dtype == object:
+            total += sum(len(v) for v in column)  # the characters the pointers refer to
+    return total
+
+
+def peak_memory(columns) -> int:
+    """Peak bytes allocated by one hashed_cross call: NumPy (traced) plus a fresh Arrow pool."""
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        beam_cross.hashed_cross(columns, NUM_BINS)
+        _, numpy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(previous)
+    return numpy_peak + pool.max_memory()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    print(f"rows={args.rows:,} num_bins={NUM_BINS:,} numpy {np.__version__} pyarrow {pa.__version__} "
+          f"tensorflow {tf.__version__} cpus={os.cpu_count()}")
+    header = f"{'shape':40s} {'beam_cross':>12s} {'tf op':>12s} {'ratio':>7s} {'target':>7s} {'peak/input':>10s}"
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for name, (columns, target) in make_shapes(args.rows).items():
+        ours, ours_bins = best_time(beam_cross.hashed_cross, columns, args.repeats)
+        theirs, tf_bins = best_time(tf_cross, columns, args.repeats)
+        if not np.array_equal(ours_bins, tf_bins):
+            print(f"{name}: MISMATCH with tf.sparse.cross_hashed", file=sys.stderr)
+            return 2
+        ratio = theirs / ours
+        memory = peak_memory(columns) / input_bytes(columns)
+        met = "ok" if ratio >= target else "MISSED"
+        failures += ratio < target
+        print(f"{name:40s} {args.rows / ours / 1e6:8.1f} M/s {args.rows / theirs / 1e6:8.1f} M/s "
+              f"{ratio:6.1f}x {target:5.0f}x {memory:9.1f}x  {met}")
+    print("(throughput in million rows per second; ratio = beam_cross / TensorFlow; outputs identical)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
