@@ -8,6 +8,7 @@ them. A multivalent column (lists per row) keeps its row splits.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,15 +75,26 @@ def _value_error(feature, reason, value, row) -> FeatureError:
     return FeatureError(feature, reason, _DETAILS[reason], value, row)
 
 
-def _first_bad_value(values, feature) -> FeatureError:
-    """The error for the first value of ``values`` that cannot be crossed (slow path, errors only)."""
-    multivalent = any(isinstance(v, (list, tuple, np.ndarray)) for v in values)
+_UNENCODABLE = "a string must be valid Unicode (encodable as UTF-8), as TensorFlow hashes its UTF-8 bytes."
+_NOT_A_LIST = "a multivalent column needs a list (or None) in every row, not a scalar."
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _first_bad_value(values, feature) -> FeatureError | None:
+    """The error for the first value of ``values`` that cannot be crossed, or None if all can
+    (slow path, only run once something failed). The row is the caller's row."""
+    first_row = next((v for v in values if v is not None), None)
+    multivalent = _is_list(first_row)
     first_kind = None
     for row, value in enumerate(values):
         if multivalent and value is None:
             continue  # a None list is "no values": the row has no crosses
-        items = value if multivalent and isinstance(value, (list, tuple, np.ndarray)) else [value]
-        for item in items:
+        if multivalent and not _is_list(value):
+            return FeatureError(feature, errors.SHAPE, _NOT_A_LIST, value, row)
+        for item in value if multivalent else [value]:
             kind = kind_of(item)
             if kind not in ("string", "int"):
                 return _value_error(feature, kind, item, row)
@@ -90,7 +102,17 @@ def _first_bad_value(values, feature) -> FeatureError:
                 first_kind = kind
             elif kind != first_kind:
                 return _value_error(feature, errors.MIXED_KINDS, item, row)
-    return FeatureError(feature, errors.UNSUPPORTED, _DETAILS[errors.UNSUPPORTED], list(values[:5]))
+            if isinstance(item, str) and not _encodable(item):
+                return FeatureError(feature, errors.UNSUPPORTED, _UNENCODABLE, item, row)
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _object_addresses(values: np.ndarray) -> np.ndarray:
@@ -182,6 +204,37 @@ def _row_of(splits, value_index):
 def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
     """An object array of str / bytes / int, or of lists of them (multivalent)."""
     values = np.ascontiguousarray(values.reshape(-1))
+    try:
+        return _objects_to_column(values, feature, shape)
+    except FeatureError as error:
+        if error.reason == errors.SHAPE:
+            raise
+        # Report the caller's row and value, whichever path (dedup, Arrow's type inference) failed.
+        raise (_first_bad_value(values, feature) or error) from None
+    except (pa.ArrowException, OverflowError, UnicodeError):
+        bad = _first_bad_value(values, feature)
+        if bad is not None:
+            raise bad from None
+        # Every value is an int, but some need int64 and others uint64, so Arrow found no type.
+        return _wrapped_ints(values, feature, shape)
+
+
+def _wrapped_ints(values: np.ndarray, feature, shape) -> FeatureColumn:
+    """Python ints mixing int64 and uint64 ranges: each one's 64 bits, as TF would see them."""
+    flat = [v for row in values for v in (row if _is_list(row) else [] if row is None else [row])]
+    if not all(isinstance(v, (int, np.integer)) for v in flat):
+        raise FeatureError(feature, errors.UNSUPPORTED, _DETAILS[errors.UNSUPPORTED], list(values[:5]))
+    if any(_is_list(v) for v in values):
+        rows = [v if v is not None else [] for v in values]
+        if shape != (len(rows),):
+            raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
+        splits = np.cumsum([0] + [len(row) for row in rows]).astype(np.int64)
+        bits = np.array([int(v) % 2**64 for row in rows for v in row], np.uint64)
+        return FeatureColumn(bits, splits, (len(rows),))
+    return FeatureColumn(np.array([int(v) % 2**64 for v in values], np.uint64), None, shape)
+
+
+def _objects_to_column(values: np.ndarray, feature, shape) -> FeatureColumn:
     order = None
     if len(values) > 2 * _DEDUP_SAMPLE:
         # Many rows often share one object (values drawn from a vocabulary): fingerprint each
@@ -193,10 +246,7 @@ def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
             codes = encoded.indices.to_numpy()
             first[codes[::-1]] = np.arange(len(values) - 1, -1, -1)
             order, values = codes, values[first]
-    try:
-        array = pa.array(values, from_pandas=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        raise _first_bad_value(values, feature) from None
+    array = pa.array(values, from_pandas=False)
     if any(test(array.type) for test in _LIST_TYPES) or pa.types.is_fixed_size_list(array.type):
         if order is not None:
             array = array.take(pa.array(order))
@@ -204,18 +254,8 @@ def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
             array = array.cast(pa.list_(pa.int64()))  # only empty lists / None: no values
         if shape != (len(array),):
             raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
-        try:
-            return _from_arrow(array, feature)
-        except FeatureError as error:
-            if error.reason == errors.NESTED:
-                raise
-            raise _first_bad_value(values, feature) from None
-    try:
-        fingerprints, _ = _arrow_fingerprints(array, feature)
-    except FeatureError as error:
-        if order is not None and error.row is not None:
-            error = FeatureError(feature, error.reason, error.detail, error.value, int(np.flatnonzero(order == error.row)[0]))
-        raise error from None
+        return _from_arrow(array, feature)
+    fingerprints, _ = _arrow_fingerprints(array, feature)
     if order is not None:
         fingerprints = fingerprints[order]
     return FeatureColumn(fingerprints, None, shape)
@@ -233,7 +273,11 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
     if kind in "iu":
         return FeatureColumn(_int_bits(values.reshape(-1)), None, shape)
     if kind == "U":
-        return FeatureColumn(_arrow_fingerprints(pa.array(values.reshape(-1), pa.string()), feature)[0], None, shape)
+        try:
+            array = pa.array(values.reshape(-1), pa.string())
+        except UnicodeError:  # lone surrogates
+            raise _first_bad_value(values.reshape(-1).tolist(), feature) from None
+        return FeatureColumn(_arrow_fingerprints(array, feature)[0], None, shape)
     if kind == "S":
         return FeatureColumn(_arrow_fingerprints(pa.array(values.reshape(-1), pa.binary()), feature)[0], None, shape)
     if kind == "O":
@@ -262,12 +306,20 @@ def feature_column(values, feature="feature") -> FeatureColumn:
     if isinstance(values, (str, bytes, int, np.generic)):
         kind = kind_of(values)
         if kind == "string":
+            if isinstance(values, str) and not _encodable(values):
+                raise FeatureError(feature, errors.UNSUPPORTED, _UNENCODABLE, values)
             return FeatureColumn(_arrow_fingerprints(pa.array([values]), feature)[0], None, ())
         if kind == "int":
             return FeatureColumn(_int_bits(np.array([values])), None, ())
         raise _value_error(feature, kind, values, None)
     if values is None or isinstance(values, float):
         raise _value_error(feature, kind_of(values), values, None)
+    if isinstance(values, (Mapping, Set)):  # unordered, or keyed: rows would be silently mixed up
+        raise FeatureError(
+            feature, errors.UNSUPPORTED,
+            "a column must be a sequence of values (list, tuple, array), not a dict or a set.",
+            values,
+        )
     try:
         items = list(values)
     except TypeError:
