@@ -261,6 +261,15 @@ def _objects_to_column(values: np.ndarray, feature, shape) -> FeatureColumn:
     return FeatureColumn(fingerprints, None, shape)
 
 
+def _has_inner_nul(flat: np.ndarray) -> bool:
+    """Whether a 'U' / 'S' array holds a NUL followed by more characters (trailing NULs are padding)."""
+    width = flat.dtype.itemsize // (4 if flat.dtype.kind == "U" else 1)
+    if not flat.size or width < 2:
+        return False
+    codes = np.ascontiguousarray(flat).view(np.uint32 if flat.dtype.kind == "U" else np.uint8).reshape(len(flat), width)
+    return bool(((codes[:, :-1] == 0) & (codes[:, 1:] != 0)).any())
+
+
 def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
     shape = values.shape
     if values.ndim > 2 or (values.ndim == 2 and shape[1] != 1):
@@ -272,14 +281,15 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
     kind = values.dtype.kind
     if kind in "iu":
         return FeatureColumn(_int_bits(values.reshape(-1)), None, shape)
-    if kind == "U":
+    if kind in "US":
+        flat = values.reshape(-1)
+        if _has_inner_nul(flat):  # Arrow's NumPy conversion would cut these strings at the NUL
+            flat = flat.astype(object)
         try:
-            array = pa.array(values.reshape(-1), pa.string())
+            array = pa.array(flat, pa.string() if kind == "U" else pa.binary())
         except UnicodeError:  # lone surrogates
             raise _first_bad_value(values.reshape(-1).tolist(), feature) from None
         return FeatureColumn(_arrow_fingerprints(array, feature)[0], None, shape)
-    if kind == "S":
-        return FeatureColumn(_arrow_fingerprints(pa.array(values.reshape(-1), pa.binary()), feature)[0], None, shape)
     if kind == "O":
         return _from_objects(values, feature, shape)
     reason = {"f": errors.FLOAT, "c": errors.FLOAT, "b": errors.BOOL}.get(kind, errors.UNSUPPORTED)
