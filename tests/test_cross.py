@@ -260,3 +260,138 @@ def test_error_row_is_the_callers_row_in_large_columns():
     with pytest.raises(ValueError, match=r"missing values.*at row 12000") as info:
         hashed_cross({"word": strings, "n": np.arange(N_LARGE)}, 10)
     assert (info.value.reason, info.value.row) == ("null", 12000)
+
+
+# ---------------------------------------------------------------- argument and input errors
+
+
+@pytest.mark.parametrize(
+    ("features", "error", "match"),
+    [
+        ([["a"]], ValueError, r"A cross needs at least two features\. Received: 1 feature\(s\)"),
+        ([], ValueError, r"at least two features\. Received: 0"),
+        ({"only": ["a"]}, ValueError, r"at least two features"),
+        ("ab", TypeError, r"`features` must be a list, tuple or dict .* Received: features of type str"),
+        ({"a", "b"}, TypeError, r"Received: features of type set"),
+        (iter([["a"], [1]]), TypeError, r"Received: features of type list_iterator"),
+        (np.array([["a", "b"], ["c", "d"]]), TypeError, r"Received: features of type ndarray"),
+    ],
+)
+def test_feature_list_errors(features, error, match):
+    with pytest.raises(error, match=match):
+        hashed_cross(features, 10)
+
+
+@pytest.mark.parametrize(
+    ("num_bins", "error", "match"),
+    [
+        (-1, ValueError, r"`num_bins` must be a non-negative int64 .* Received: num_bins=-1$"),
+        (2**63, ValueError, r"Received: num_bins=9223372036854775808$"),
+        (5.0, TypeError, r"`num_bins` must be an int\. Received: num_bins=5\.0$"),
+        (True, TypeError, r"`num_bins` must be an int\. Received: num_bins=True$"),
+        (np.bool_(True), TypeError, r"`num_bins` must be an int\. Received: num_bins="),
+        (None, TypeError, r"Received: num_bins=None$"),
+        ("10", TypeError, r"Received: num_bins='10'$"),
+    ],
+)
+def test_num_bins_errors(num_bins, error, match):
+    with pytest.raises(error, match=match):
+        hashed_cross([["a"], [1]], num_bins)
+
+
+@pytest.mark.parametrize("num_bins", [np.int64(10), np.uint8(10), np.int32(10)])
+def test_numpy_integer_num_bins(num_bins):
+    np.testing.assert_array_equal(hashed_cross([["a", "b"], [1, 2]], num_bins), hashed_cross([["a", "b"], [1, 2]], 10))
+
+
+@pytest.mark.parametrize(
+    ("hash_key", "error", "match"),
+    [
+        (2**63, ValueError, r"`hash_key` must fit in int64\. Received: hash_key=9223372036854775808$"),
+        (-(2**63) - 1, ValueError, r"Received: hash_key=-9223372036854775809$"),
+        (1.0, TypeError, r"`hash_key` must be an int or None\. Received: hash_key=1\.0$"),
+        (False, TypeError, r"Received: hash_key=False$"),
+        ("0xDECAFCAFFE", TypeError, r"Received: hash_key='0xDECAFCAFFE'$"),
+    ],
+)
+def test_hash_key_errors(hash_key, error, match):
+    with pytest.raises(error, match=match):
+        hashed_cross([["a"], [1]], 10, hash_key=hash_key)
+
+
+@pytest.mark.parametrize(
+    ("features", "feature", "match"),
+    [
+        ([["a", "b"], [1]], "features[1]", r"same shape as `features\[0\]` \(2,\)\. Received: value='shape=\(1,\)'"),
+        ([["a", "b"], np.array([[1], [2]])], "features[1]", r"same shape .* Received: value='shape=\(2, 1\)'"),
+        ([np.array([["a"], ["b"]]), ["x", "y"]], "features[1]", r"same shape as `features\[0\]` \(2, 1\)"),
+        (["a", [1]], "features[1]", r"same shape as `features\[0\]` \(\)"),
+        ({"x": [["a"], ["b"]], "y": [1, 2, 3]}, "y", r"same number of rows as `x` \(2\)\. Received: value='3 rows'"),
+        ([["a", "b"], np.zeros((2, 2), np.int64)], "features[1]", r"shape \(\), \(n,\) or \(n, 1\)"),
+        ([np.zeros((2, 1, 1), np.int64)] * 2, "features[0]", r"Received: value='shape=\(2, 1, 1\)'"),
+    ],
+)
+def test_shape_errors(features, feature, match):
+    with pytest.raises(ValueError, match=match) as info:
+        hashed_cross(features, 10)
+    assert (info.value.feature, info.value.reason) == (feature, "shape")
+
+
+@pytest.mark.parametrize(
+    ("column", "reason", "row", "value", "match"),
+    [
+        ([1, 2.5], "float", 1, 2.5, r"floats cannot be crossed.*Received: value=2\.5 at row 1$"),
+        (np.array([0.5, 2.0]), "float", 0, 0.5, r"floats cannot be crossed.*\(dtype float64\) Received: value=0\.5 at row 0"),
+        (pa.array([1.0, 2.0]), "float", 0, 1.0, r"floats cannot be crossed"),
+        ([float("nan"), 1], "float", 0, None, r"Received: value=nan at row 0"),
+        ([True, False], "bool", 0, True, r"booleans cannot be crossed.*Received: value=True at row 0$"),
+        ([1, True], "bool", 1, True, r"booleans cannot be crossed.*at row 1$"),
+        (np.array([False, True]), "bool", 0, False, r"booleans cannot be crossed"),
+        (pa.array([True, False]), "bool", 0, True, r"booleans cannot be crossed"),
+        (["a", None], "null", 1, None, r"missing values \(None\) cannot be crossed.*Received: value=None at row 1$"),
+        ([None, None], "null", 0, None, r"missing values"),
+        (pa.array(["a", None, "c"]), "null", 1, None, r"missing values.*at row 1$"),
+        (pa.array([1, None]), "null", 1, None, r"missing values"),
+        (["a", ["b"]], "nested", 1, ["b"], r"a nested list cannot be crossed.*Received: value=\['b'\] at row 1$"),
+        ([[["a"]], [["b"]]], "nested", 0, ["a"], r"a nested list cannot be crossed"),
+        ([["a"], "b"], "shape", 1, "b", r"needs a list \(or None\) in every row.*Received: value='b' at row 1$"),
+        (["a", 1], "mixed_kinds", 1, 1, r"only strings or only integers, not both.*Received: value=1 at row 1$"),
+        ([1, "a"], "mixed_kinds", 1, "a", r"not both.*value='a' at row 1$"),
+        ([b"a", 1], "mixed_kinds", 1, 1, r"not both"),
+        ([["a"], [1]], "mixed_kinds", 1, 1, r"not both.*at row 1$"),
+        ([1, 2**64], "out_of_range", 1, 2**64, r"integers must fit in int64 \(or uint64\).*value=18446744073709551616 at row 1$"),
+        ([-(2**63) - 1, 1], "out_of_range", 0, -(2**63) - 1, r"value=-9223372036854775809 at row 0$"),
+        ([[1], [2**70]], "out_of_range", 1, 2**70, r"integers must fit"),
+        (["ok", "\ud800"], "unsupported_type", 1, "\ud800", r"valid Unicode.*at row 1$"),
+        (np.array(["ok", "\ud800"]), "unsupported_type", 1, "\ud800", r"valid Unicode"),
+        ([object(), object()], "unsupported_type", 0, None, r"only strings, bytes and integers can be crossed"),
+        ({"a": 1, "b": 2}, "unsupported_type", None, {"a": 1, "b": 2}, r"not a dict or a set"),
+        ({1, 2}, "unsupported_type", None, {1, 2}, r"not a dict or a set"),
+        (np.array([1 + 2j, 3j]), "float", 0, 1 + 2j, r"floats cannot be crossed"),
+        (np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"), "unsupported_type", 0, None, r"only strings"),
+    ],
+)
+def test_value_errors_name_feature_reason_row_and_value(column, reason, row, value, match):
+    other = list(range(len(column)))
+    with pytest.raises(ValueError, match=match) as info:
+        hashed_cross({"bad": column, "ok": other}, 10)
+    error = info.value
+    assert (error.feature, error.reason, error.row) == ("bad", reason, row)
+    assert str(error).startswith("Feature `bad`: ")
+    if value is not None:
+        assert error.value == value
+
+
+def test_value_error_in_second_feature_names_it():
+    with pytest.raises(ValueError, match=r"^Feature `hour`: floats") as info:
+        hashed_cross({"country": ["fr", "us"], "hour": [1, 1.5]}, 10)
+    assert info.value.feature == "hour"
+    with pytest.raises(ValueError, match=r"^Feature `features\[1\]`: floats"):
+        hashed_cross([["fr", "us"], [1, 1.5]], 10)
+
+
+def test_scalar_value_errors():
+    for scalar, reason in [(1.5, "float"), (None, "null"), (True, "bool"), (2**64, "out_of_range")]:
+        with pytest.raises(ValueError, match=r"^Feature `x`") as info:
+            hashed_cross({"x": scalar, "y": 1}, 10)
+        assert (info.value.reason, info.value.row) == (reason, None)
