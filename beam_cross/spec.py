@@ -34,9 +34,13 @@ class Cross:
     hash_key: int | None
 
     def __init__(self, features, num_bins, *, name=None, output_mode="int", hash_key=None):
-        if isinstance(features, str) or not all(isinstance(f, str) for f in features):
-            raise TypeError(f"`features` must be a list of feature names. Received: features={features!r}")
-        features = tuple(features)
+        try:
+            names = None if isinstance(features, (str, bytes)) else tuple(features)
+        except TypeError:  # not iterable
+            names = None
+        if names is None or not all(isinstance(f, str) and f for f in names):
+            raise TypeError(f"`features` must be a list of feature names (non-empty strings). Received: features={features!r}")
+        features = names
         if len(features) < 2:
             raise ValueError(f"A cross needs at least two features. Received: features={list(features)}")
         if len(set(features)) != len(features):
@@ -64,6 +68,8 @@ class Cross:
 
     @classmethod
     def from_dict(cls, config: dict) -> Cross:
+        if not isinstance(config, dict):
+            raise TypeError(f"A cross config must be a dict. Received: {config!r}")
         unknown = set(config) - {"features", "num_bins", "name", "output_mode", "hash_key"}
         if unknown:
             raise ValueError(f"Unknown keys in a cross config: {sorted(unknown)}. Received: {config!r}")
