@@ -1,0 +1,173 @@
+"""Crossing Beam elements: instance dicts, schema'd rows and Arrow RecordBatches, a batch at a time.
+
+No Beam pipeline code here (only ``beam.Row`` to build schema'd outputs): the DoFns of
+:mod:`beam_cross.transforms` hand a list of elements, or one RecordBatch, to an
+:class:`ElementCrosser` and get back, per input row, either the crossed element or a
+:class:`Rejected` record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from beam_cross import errors
+from beam_cross.batches import (
+    MISSING_VALUE,
+    bins_as_arrow,
+    bins_as_python,
+    cross_batch,
+    fingerprint_values,
+    missing_feature,
+)
+from beam_cross.errors import FeatureError
+
+
+class Rejected(NamedTuple):
+    """A row that could not be crossed.
+
+    ``element`` is the original element (for a RecordBatch, the row as a dict), ``reason`` one of
+    :data:`beam_cross.errors.REASONS`, ``feature`` and ``cross`` where the problem was found (None
+    when the element itself is not a row), ``message`` the full error text.
+    """
+
+    element: Any
+    reason: str
+    feature: str | None
+    cross: str | None
+    message: str
+
+
+def rejected_from(element, error: FeatureError) -> Rejected:
+    return Rejected(element, error.reason, error.feature, error.cross, str(error))
+
+
+def _as_mapping(element):
+    """A dict view of a dict, ``beam.Row`` or NamedTuple, and whether it was a row; None otherwise."""
+    if isinstance(element, dict):
+        return element, False
+    as_dict = getattr(element, "_asdict", None)  # beam.Row and NamedTuple both have it
+    if callable(as_dict) and not isinstance(element, type):
+        return as_dict(), True
+    return None, False
+
+
+class ElementCrosser:
+    """Applies ``crosses`` to batches of elements. Picklable; holds no Beam state.
+
+    Args:
+        crosses: the validated :class:`~beam_cross.Cross` list.
+        keep_inputs: keep the features consumed by the crosses in the outputs.
+        engine: None (NumPy core) or a callable computing bins (see :func:`beam_cross.batches.cross_batch`).
+        feature_types: feature name -> ``"string"`` / ``"int"``, the declared kinds.
+        raise_errors: raise the first row's error (a FeatureError, or a TypeError for an element
+            that is not a row) instead of returning Rejected records.
+    """
+
+    def __init__(self, crosses, *, keep_inputs=True, engine=None, feature_types=None, raise_errors=False):
+        self.raise_errors = raise_errors
+        self.crosses = tuple(crosses)
+        self.keep_inputs = keep_inputs
+        self.engine = engine
+        self.feature_types = dict(feature_types or {})
+        self.features = tuple(dict.fromkeys(f for cross in self.crosses for f in cross.features))
+        self._consumed = set(self.features)
+
+    def _fingerprint(self, get_column, num_rows):
+        columns = {}
+        for feature in self.features:
+            values = get_column(feature)
+            declared = self.feature_types.get(feature)
+            columns[feature] = (
+                missing_feature(feature, num_rows) if values is None else fingerprint_values(values, feature, declared)
+            )
+        return columns
+
+    def _check_clash(self, names):
+        for cross in self.crosses:
+            if cross.name in names and (self.keep_inputs or cross.name not in self._consumed):
+                raise ValueError(
+                    f"Cross `{cross.name}` would overwrite the input field `{cross.name}`; give the cross "
+                    f"another name (Cross(..., name=...)). Received: fields={sorted(names)}"
+                )
+
+    def _maybe_raise(self, crossed, in_batch=False):
+        if self.raise_errors and crossed.rejected:
+            row = min(crossed.rejected)
+            error = crossed.rejected[row]
+            # A row index only means something inside a RecordBatch; a bundle's order is arbitrary.
+            raise FeatureError(error.feature, error.reason, error.detail, error.value, row if in_batch else None, error.cross)
+
+    def cross_elements(self, elements: list) -> list[tuple[bool, Any]]:
+        """Per element, ``(True, crossed element)`` or ``(False, Rejected)``, in input order."""
+        outcomes: list = [None] * len(elements)
+        rows, positions, is_row = [], [], []
+        for position, element in enumerate(elements):
+            mapping, row_like = _as_mapping(element)
+            if mapping is None:
+                error = FeatureError(
+                    None, errors.UNSUPPORTED,
+                    "an element must be a dict, a beam.Row / NamedTuple or a pyarrow.RecordBatch.",
+                    f"{type(element).__name__}: {element!r}",
+                )
+                if self.raise_errors:
+                    raise TypeError(str(error))
+                outcomes[position] = (False, rejected_from(element, error))
+                continue
+            rows.append(mapping)
+            positions.append(position)
+            is_row.append(row_like)
+        if not rows:
+            return outcomes
+        columns = self._fingerprint(lambda f: [row.get(f, MISSING_VALUE) for row in rows], len(rows))
+        crossed = cross_batch(self.crosses, columns, len(rows), engine=self.engine)
+        self._maybe_raise(crossed)
+        for row, error in crossed.rejected.items():
+            outcomes[positions[row]] = (False, rejected_from(elements[positions[row]], error))
+        values = {
+            cross.name: bins_as_python(crossed.bins[cross.name], crossed.scalar[cross.name], cross)
+            for cross in self.crosses
+        }
+        checked_clash = False
+        for i, row in enumerate(crossed.kept.tolist()):
+            mapping = rows[row]
+            if not checked_clash:
+                self._check_clash(mapping.keys())
+                checked_clash = True
+            out = dict(mapping) if self.keep_inputs else {k: v for k, v in mapping.items() if k not in self._consumed}
+            for cross in self.crosses:
+                out[cross.name] = values[cross.name][i]
+            outcomes[positions[row]] = (True, _to_row(out) if is_row[row] else out)
+        return outcomes
+
+    def cross_record_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch | None, list[Rejected]]:
+        """The crossed rows as one RecordBatch (None if all were rejected), and the rejected rows."""
+        names = set(batch.schema.names)
+        self._check_clash(names)
+        columns = self._fingerprint(lambda f: batch.column(f) if f in names else None, batch.num_rows)
+        crossed = cross_batch(self.crosses, columns, batch.num_rows, engine=self.engine)
+        self._maybe_raise(crossed, in_batch=True)
+        rejected = [
+            rejected_from(batch.slice(row, 1).to_pylist()[0], error) for row, error in sorted(crossed.rejected.items())
+        ]
+        if batch.num_rows and not len(crossed.kept):
+            return None, rejected
+        out = batch.take(pa.array(crossed.kept)) if crossed.rejected else batch
+        if not self.keep_inputs:
+            out = out.select([n for n in out.schema.names if n not in self._consumed])
+        for cross in self.crosses:
+            listed = any(_is_list_type(batch.schema.field(f).type) for f in cross.features if f in names)
+            column = bins_as_arrow(crossed.bins[cross.name], crossed.scalar[cross.name], cross, listed)
+            out = out.append_column(cross.name, column)
+        return out, rejected
+
+
+def _is_list_type(arrow_type) -> bool:
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+
+
+def _to_row(mapping: dict):
+    import apache_beam as beam  # only schema'd inputs need it, and they come from Beam
+
+    return beam.Row(**mapping)

@@ -1,0 +1,91 @@
+"""Reading and extending Beam schemas for ``CrossFeatures`` (schema'd rows: ``beam.Row``, NamedTuple).
+
+The declared type of a feature decides its kind (a ``str`` field only accepts strings) and whether
+it is multivalent (a ``Sequence[...]`` field); the output schema adds one field per cross: ``int``,
+``Sequence[int]`` when any of its features is a sequence, or ``Sequence[int]`` for one_hot.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Sequence
+
+import numpy as np
+from apache_beam.typehints.row_type import RowTypeConstraint
+from apache_beam.typehints.schemas import named_fields_from_element_type
+
+
+def schema_fields(element_type) -> list[tuple[str, typing.Any]] | None:
+    """``[(name, type)]`` of a schema'd element type (NamedTuple class or Row type), else None."""
+    if not (isinstance(element_type, RowTypeConstraint) or _is_named_tuple(element_type)):
+        return None
+    try:
+        return list(named_fields_from_element_type(element_type))
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _is_named_tuple(element_type) -> bool:
+    return isinstance(element_type, type) and issubclass(element_type, tuple) and hasattr(element_type, "_fields")
+
+
+def _unwrap(field_type):
+    """(base type, is_sequence) after removing Optional and one Sequence/List level."""
+    args = typing.get_args(field_type)
+    if typing.get_origin(field_type) is typing.Union and type(None) in args:
+        field_type = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(field_type)
+    if origin in (list, Sequence, typing.Sequence, tuple) and typing.get_args(field_type):
+        return typing.get_args(field_type)[0], True
+    return field_type, False
+
+
+def _kind(base) -> str | None:
+    if base in (str, bytes):
+        return "string"
+    if isinstance(base, type) and issubclass(base, (int, np.integer)) and base is not bool:
+        return "int"
+    return None
+
+
+def declared_kinds(element_type, crosses) -> dict[str, str]:
+    """Feature -> ``"string"`` / ``"int"`` for the crossed features that the schema types.
+
+    Raises ``ValueError`` when a cross names a field the schema does not have.
+    """
+    fields = schema_fields(element_type)
+    if fields is None:
+        return {}
+    types = dict(fields)
+    kinds = {}
+    for cross in crosses:
+        absent = [f for f in cross.features if f not in types]
+        if absent:
+            raise ValueError(
+                f"Cross `{cross.name}` needs features {absent}, which the input schema does not have. "
+                f"Received: fields={list(types)}"
+            )
+        for feature in cross.features:
+            kind = _kind(_unwrap(types[feature])[0])
+            if kind is not None:
+                kinds[feature] = kind
+    return kinds
+
+
+def output_row_type(element_type, crosses, keep_inputs: bool):
+    """The Row type of the outputs for a schema'd input type, else None."""
+    fields = schema_fields(element_type)
+    if fields is None:
+        return None
+    types = dict(fields)
+    consumed = {f for c in crosses for f in c.features}
+    out = [(name, t) for name, t in fields if keep_inputs or name not in consumed]
+    for cross in crosses:
+        if cross.name in types:
+            raise ValueError(
+                f"Cross `{cross.name}` would overwrite the input field `{cross.name}`; give the cross another "
+                f"name (Cross(..., name=...)). Received: fields={list(types)}"
+            )
+        multivalent = any(_unwrap(types[f])[1] for f in cross.features)
+        out.append((cross.name, typing.Sequence[int] if multivalent or cross.output_mode == "one_hot" else int))
+    return RowTypeConstraint.from_fields(out)
