@@ -161,8 +161,7 @@ class HashedCrossing(keras.layers.Layer):
     def _call_tf(self, inputs):
         import tensorflow as tf
 
-        tensors = [x if isinstance(x, (tf.Tensor, tf.SparseTensor, tf.RaggedTensor)) else tf.convert_to_tensor(
-            keras.ops.convert_to_numpy(x) if keras.ops.is_tensor(x) else x) for x in inputs]
+        tensors = [_as_tf_tensor(x, tf) for x in inputs]
         _common_shape([tuple(x.shape) for x in tensors], tensors)
         if any(isinstance(x, (tf.RaggedTensor, tf.SparseTensor)) for x in tensors):
             raise ValueError(f"All `HashedCrossing` inputs should be dense tensors. Received: inputs={tensors}")
@@ -243,6 +242,14 @@ def _numpy_inputs(inputs) -> list[np.ndarray]:
             f"All `HashedCrossing` inputs should have an integer or string dtype. Received: inputs={inputs}"
         )
     return arrays
+
+
+def _as_tf_tensor(value, tf):
+    if isinstance(value, (tf.Tensor, tf.SparseTensor, tf.RaggedTensor)):
+        return value  # sparse and ragged are kept, to be refused with Keras's message
+    if keras.ops.is_tensor(value):  # another backend's tensor (e.g. torch) goes through NumPy
+        value = keras.ops.convert_to_numpy(value)
+    return tf.convert_to_tensor(value)
 
 
 def _in_tf_graph() -> bool:

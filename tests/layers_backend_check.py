@@ -71,10 +71,18 @@ def main() -> None:
     model = keras.Model(inputs, layer_class(num_bins=7, output_mode="one_hot")(inputs))
     functional = keras.ops.convert_to_numpy(model.predict_on_batch([INTS[:, None], INTS[::-1, None], INTS[:, None]]))
 
+    tensorflow_imported = "tensorflow" in sys.modules
+    # Inside tf.data the layer emits TF ops whatever the backend (imports TensorFlow, so last).
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((STRINGS, INTS)).batch(2)
+    tf_data = [batch.tolist() for batch in dataset.map(lambda a, b: layer_class(num_bins=5)((a, b))).as_numpy_iterator()]
+
     print(json.dumps({
         "backend": keras.backend.backend(),
         "keras_imported_by_beam_cross": keras_imported_by_beam_cross,
-        "tensorflow_imported": "tensorflow" in sys.modules,
+        "tensorflow_imported": tensorflow_imported,
+        "tf_data": tf_data,
         "results": results,
         "errors": errors,
         "functional_three_inputs": functional.tolist(),

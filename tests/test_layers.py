@@ -422,6 +422,8 @@ def test_other_backends_match_keras_on_tensorflow(backend):
     for name in ("floats", "bools", "mixed_list"):
         assert "inputs should have an integer or string dtype" in report["errors"][name]
     assert report["errors"]["sparse"] == "`sparse=True` can only be used with the TensorFlow backend."
+    doc_bins = keras.layers.HashedCrossing(5)((STRINGS, INTS)).numpy().tolist()
+    assert report["tf_data"] == [doc_bins[0:2], doc_bins[2:4], doc_bins[4:]]
     three = [INTS[:, None], INTS[::-1, None], INTS[:, None]]
     expected_functional = keras.layers.HashedCrossing(7, output_mode="one_hot")(three).numpy().tolist()
     assert report["functional_three_inputs"] == expected_functional
