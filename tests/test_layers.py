@@ -171,6 +171,14 @@ def test_bad_inputs_raise_as_keras(name):
         HashedCrossing(num_bins=5)(inputs)
 
 
+def test_batch_sizes_that_differ_at_run_time_are_refused():
+    layer = HashedCrossing(num_bins=5)
+    spec = [tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)]
+    crossed = tf.function(lambda a, b: layer([a, b]), input_signature=spec)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Expected batch size 5 got 3"):
+        crossed(tf.constant(STRINGS), tf.constant(INTS[:3]))
+
+
 # --- constructor ----------------------------------------------------------------------------------
 
 
