@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from beam_cross import errors
 from beam_cross._fingerprint import fingerprint64_buffers
@@ -51,7 +52,7 @@ def kind_of(value) -> str:
         return errors.BOOL
     if isinstance(value, (int, np.integer)):
         return "int" if -(2**63) <= value < 2**64 else errors.OUT_OF_RANGE
-    if value is None:
+    if value is None or type(value).__name__ == "NAType":  # pandas.NA, without importing pandas
         return errors.NULL
     if isinstance(value, (float, np.floating)):
         return errors.FLOAT
@@ -121,8 +122,32 @@ def _object_addresses(values: np.ndarray) -> np.ndarray:
     return np.frombuffer(pointer_array.from_address(values.ctypes.data), np.uint64).copy()
 
 
+def _plain(array: pa.Array) -> pa.Array:
+    """The same values in a layout this module reads: view and run-end encoded arrays (as written
+    by Polars, DuckDB or Arrow compute) become plain large strings / binaries / lists."""
+    kind = array.type
+    if _is_type(kind, "is_run_end_encoded"):
+        return _plain(pc.run_end_decode(array))
+    if _is_type(kind, "is_string_view"):
+        return array.cast(pa.large_string())
+    if _is_type(kind, "is_binary_view"):
+        return array.cast(pa.large_binary())
+    if _is_type(kind, "is_list_view") or _is_type(kind, "is_large_list_view"):
+        # Rebuilt from flatten + lengths: Arrow's own cast to a list type can give corrupt offsets.
+        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        return pa.LargeListArray.from_arrays(pa.array(offsets), pc.list_flatten(array))
+    return array
+
+
+def _is_type(kind: pa.DataType, test: str) -> bool:
+    check = getattr(pa.types, test, None)  # absent in older pyarrow, which cannot make such arrays
+    return bool(check and check(kind))
+
+
 def _arrow_fingerprints(array: pa.Array, feature) -> tuple[np.ndarray, str]:
     """Fingerprints of a flat Arrow array, and its kind (``"string"`` or ``"int"``)."""
+    array = _plain(array)
     if array.null_count:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
         raise _value_error(feature, errors.NULL, None, row)
@@ -176,6 +201,7 @@ def _int_bits(numbers: np.ndarray) -> np.ndarray:
 def _from_arrow(array, feature) -> FeatureColumn:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    array = _plain(array)
     if any(test(array.type) for test in _LIST_TYPES):
         if array.offset or array.null_count:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
