@@ -10,6 +10,7 @@ import pickle
 import farmhash
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from beam_cross import FeatureError, feature_column
@@ -170,3 +171,52 @@ def test_feature_error_text_fields_and_pickling():
 def test_feature_error_shortens_long_values():
     error = FeatureError("f", reasons.NESTED, "no.", list(range(1000)))
     assert len(str(error)) < 200 and str(error).endswith("...")
+
+
+def _arrow_layouts_of(values: list) -> dict:
+    """The same strings in Arrow layouts other than plain string arrays."""
+    layouts = {"dictionary_int8_large": pa.array(values).dictionary_encode().cast(
+        pa.dictionary(pa.int8(), pa.large_string()))}
+    if hasattr(pa, "string_view"):
+        layouts["string_view"] = pa.array(values, pa.string_view())
+        layouts["binary_view"] = pa.array([v.encode() for v in values], pa.binary_view())
+    if hasattr(pc, "run_end_encode"):
+        layouts["run_end_encoded"] = pc.run_end_encode(pa.array(values))
+    return layouts
+
+
+def test_other_arrow_string_layouts():
+    values = ["a", "a", "", "b" * 40, "é"]
+    expected = fingerprints(v.encode() for v in values)
+    for name, array in _arrow_layouts_of(values).items():
+        assert feature_column(array).fingerprints.tolist() == expected, name
+        assert feature_column(array.slice(1)).fingerprints.tolist() == expected[1:], name
+
+
+@pytest.mark.skipif(not hasattr(pa, "list_view"), reason="pyarrow < 16 has no list_view arrays")
+def test_arrow_list_view_is_read_as_its_lists():
+    rows = [["zz"], ["a", "b"], None, [], ["c"]]
+    array = pa.array(rows, pa.list_view(pa.string())).slice(1)
+    column = feature_column(array, "tags")
+    assert column.row_splits.tolist() == [0, 2, 2, 2, 3]
+    assert column.fingerprints.tolist() == fingerprints([b"a", b"b", b"c"])
+    out_of_order = pa.ListViewArray.from_arrays(pa.array([2, 0], pa.int32()), pa.array([1, 2], pa.int32()),
+                                                pa.array(["x", "y", "z"]))
+    column = feature_column(out_of_order)
+    assert (column.row_splits.tolist(), column.fingerprints.tolist()) == ([0, 1, 3], fingerprints([b"z", b"x", b"y"]))
+
+
+def test_arrow_string_view_null_is_reported():
+    if not hasattr(pa, "string_view"):
+        pytest.skip("pyarrow < 16 has no string_view arrays")
+    with pytest.raises(FeatureError, match=r"missing values.*at row 1$"):
+        feature_column(pa.array(["a", None], pa.string_view()), "f")
+
+
+def test_pandas_missing_values_are_nulls():
+    pd = pytest.importorskip("pandas", reason="pandas columns are an optional input")
+    with pytest.raises(FeatureError, match=r"missing values.*Received: value=<NA> at row 1$") as info:
+        feature_column(pd.Series(["a", None], dtype="string"), "f")
+    assert info.value.reason == reasons.NULL
+    series = pd.Series(["b", "a"], index=[10, 11], dtype="category")
+    assert feature_column(series).fingerprints.tolist() == fingerprints([b"b", b"a"])
