@@ -103,12 +103,11 @@ def write_examples(rows, path, feature_spec=None):
 
 def transform_examples(pipeline, examples, output_dir, *, custom_config=None, schema=None, temp_dir=None):
     """The Transform executor's steps on ``pipeline``: TFXIO -> AnalyzeAndTransformDataset ->
-    WriteTransformFn (to ``output_dir``), plus the transformed tf.Examples
+    WriteTransformFn (to ``output_dir``, with the raw schema in ``output_dir/metadata``), plus the transformed tf.Examples
     (``output_dir/transformed_examples-*.tfrecord``). Returns the transformed-examples write result.
     """
-    source = tfxio.TFExampleRecord(
-        file_pattern=examples, telemetry_descriptors=["beam_cross"], schema=schema or raw_schema()
-    )
+    schema = schema or raw_schema()
+    source = tfxio.TFExampleRecord(file_pattern=examples, telemetry_descriptors=["beam_cross"], schema=schema)
     fn = functools.partial(preprocessing_fn, custom_config=custom_config)
     with tft_beam.Context(temp_dir=temp_dir or tempfile.mkdtemp(prefix="beam_cross_tft_")):
         raw = pipeline | "ReadExamples" >> source.BeamSource()
@@ -116,6 +115,10 @@ def transform_examples(pipeline, examples, output_dir, *, custom_config=None, sc
             (raw, source.TensorAdapterConfig()) | "AnalyzeAndTransform" >> tft_beam.AnalyzeAndTransformDataset(fn)
         )
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(output_dir)
+        # The raw schema too, as TFX does: TFTransformOutput.raw_feature_spec() reads it at serving.
+        _ = tft.DatasetMetadata(schema) | "WriteRawMetadata" >> tft_beam.WriteMetadata(
+            os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR), pipeline
+        )
         coder = tft.coders.ExampleProtoCoder(metadata.schema)
         return (
             transformed
