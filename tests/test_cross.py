@@ -52,6 +52,9 @@ def dense_forms(kind: str, values: list, shape: tuple) -> dict:
     forms["numpy_object"] = object_array(values).reshape(shape)
     if native is not None:
         forms["numpy"] = native.reshape(shape)
+        forms["numpy_big_endian"] = native.astype(native.dtype.newbyteorder(">")).reshape(shape)
+        strided = np.repeat(native, 2)[::2]  # a non-contiguous view
+        forms["numpy_strided"] = strided.reshape(shape) if len(shape) == 1 else strided[:, np.newaxis]
     if len(shape) == 2:
         return forms
     typ = arrow_type(kind)
@@ -395,3 +398,13 @@ def test_scalar_value_errors():
         with pytest.raises(ValueError, match=r"^Feature `x`") as info:
             hashed_cross({"x": scalar, "y": 1}, 10)
         assert (info.value.reason, info.value.row) == (reason, None)
+
+
+def test_inputs_are_left_unchanged():
+    columns = [np.array([5, 2**64 - 1], np.uint64), np.array([-1, 7], np.int64), np.array(["a", "b"]),
+               object_array(["x", "y"]), pa.array([["p"], []])]
+    before = [c.copy() if isinstance(c, np.ndarray) else c.to_pylist() for c in columns]
+    hashed_cross(columns, 0)
+    hashed_cross(columns[:4], 0)
+    for column, copy in zip(columns, before):
+        assert (column == copy).all() if isinstance(column, np.ndarray) else column.to_pylist() == copy
