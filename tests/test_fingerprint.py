@@ -114,3 +114,11 @@ def test_fingerprint_cat64_scalar_seed_broadcasts_and_is_not_commutative():
     got = fingerprint_cat64(0xDECAFCAFFE, b)
     assert [int(g) for g in got] == [_cat64_model(0xDECAFCAFFE, int(x)) for x in b]
     assert int(fingerprint_cat64(np.uint64(1), np.uint64(2))) != int(fingerprint_cat64(np.uint64(2), np.uint64(1)))
+
+
+def test_one_long_string_among_short_ones_vs_pyfarmhash():
+    rng = np.random.default_rng(9)
+    strings = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in rng.integers(0, 200, 5000)]
+    strings.insert(2500, rng.integers(0, 256, 2**20, dtype=np.uint8).tobytes())  # 16384 blocks of 64 bytes
+    got = fingerprint64_buffers(*buffers(strings))
+    assert mismatches(strings, got, [farmhash.fingerprint64(s) for s in strings]) == []
