@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "num_shards", type=int, default=0, help="crossed-output shards (default: one per input file, at most 64)")
     _flag(parser, "target_collision_share", type=float, default=DEFAULT_TARGET_COLLISION_SHARE,
           help="collision share the suggested num_bins aims at (default: 0.01)")
+    _flag(parser, "single_path", action="store_true",
+          help="run the branch-free variant of the pipeline (automatic on DaskRunner)")
     _flag(parser, "no_chart", action="store_true", help="write the report JSON only (no matplotlib needed)")
     return parser
 

@@ -23,6 +23,7 @@ from apache_beam.runners.runner import PipelineState
 
 from beam_cross import io, report
 from beam_cross.cli import Job, build_parser, plan
+from beam_cross.linear_job import build_linear_pipeline
 from beam_cross.sinks import WriteShards
 from beam_cross.sources import METRICS_NAMESPACE, REJECTED, ROWS, ReadRows, rejection
 from beam_cross.stats import CrossStatsFn
@@ -60,38 +61,13 @@ def _rejected_record(error) -> dict:
     return rejection(error.reason, error.message, error.element, feature=error.feature, cross=error.cross)
 
 
-class _CrossBatches(beam.PTransform):
-    """Stand-in for ``CrossFeatures(...).with_exception_handling()`` while transforms.py is absent."""
-
-    def __init__(self, crosses):
-        super().__init__()
-        self._crosses = crosses
-
-    def expand(self, rows):
-        from beam_cross.elements import ElementCrosser
-
-        crosser = ElementCrosser(self._crosses, keep_inputs=True)
-
-        def cross(batch):
-            for ok, outcome in crosser.cross_elements(batch):
-                yield outcome if ok else beam.pvalue.TaggedOutput("errors", outcome)
-
-        results = (
-            rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=4096)
-            | "Cross" >> beam.FlatMap(cross).with_outputs("errors", main="crossed")
-        )
-        return results["crossed"], results["errors"]
-
-
 def _cross_step(crosses):
-    try:
-        from beam_cross.transforms import CrossFeatures
-    except ImportError:
-        return _CrossBatches(crosses)
+    from beam_cross.transforms import CrossFeatures
+
     return CrossFeatures(crosses, keep_inputs=True).with_exception_handling()
 
 
-def build_pipeline(pipeline, job: Job):
+def build_pipeline(pipeline, job: Job, runner: str | None = None):
     """Adds the job's steps to ``pipeline``; returns the shard outputs ``(crossed, rejected)``."""
     read = pipeline | "Read" >> ReadRows(job.files, job.input_format, job.schema)
     crossed, errors = read[ROWS] | "Cross" >> _cross_step(job.crosses)
@@ -188,11 +164,28 @@ def _wait_with_progress(result):
     return result
 
 
-def run(argv=None, save_main_session=False) -> Summary:
+_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+def _runner_args(beam_args: list[str]) -> list[str]:
+    """Lets ``--runner DaskRunner`` name Beam's Dask runner, which Beam only knows by module path."""
+    args = list(beam_args)
+    for i, arg in enumerate(args):
+        if arg in ("--runner=DaskRunner", "--runner=dask"):
+            args[i] = f"--runner={_DASK_RUNNER}"
+        elif arg == "--runner" and i + 1 < len(args) and args[i + 1] in ("DaskRunner", "dask"):
+            args[i + 1] = _DASK_RUNNER
+    if any(_DASK_RUNNER in a for a in args):
+        import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers --dask_client_address)
+    return args
+
+
+def run(argv=None) -> Summary:
     """Runs the job described by ``argv`` (see ``beam-cross --help``) and returns its summary."""
     started = time.monotonic()
     known, beam_args = build_parser().parse_known_args(argv)
     job = plan(known)
+    beam_args = _runner_args(beam_args)
     options = PipelineOptions(beam_args)
     if "runner" not in options.get_all_options(drop_default=True):
         options = PipelineOptions(["--runner=FnApiRunner", *beam_args])  # DirectRunner would fetch Prism
@@ -201,7 +194,12 @@ def run(argv=None, save_main_session=False) -> Summary:
     _log.info("beam-cross: %d file(s), %d cross(es) -> %s", len(job.files), len(job.crosses), job.output)
     _clear_previous(job)
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, job)
+    runner = str(options.get_all_options().get("runner") or "")
+    if known.single_path or "dask" in runner.lower():
+        _log.info("beam-cross: using the branch-free pipeline (DaskRunner mishandles branches)")
+        build_linear_pipeline(pipeline, job)
+    else:
+        build_pipeline(pipeline, job, runner)
     result = _wait_with_progress(pipeline.run())
     if result.state != PipelineState.DONE:
         raise RuntimeError(f"The pipeline ended in state {result.state}")

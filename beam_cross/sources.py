@@ -35,11 +35,23 @@ class _ReadFile(beam.DoFn):
         for item in io.read_file(path, self._fmt, self._schema):
             self._read.inc()
             if isinstance(item, dict):
-                yield item
+                yield ROWS, item
             else:
                 reason, source, raw, message = item
                 self._rejected.inc()
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(reason, f"{source}: {message}", raw, source=source))
+                yield REJECTED, rejection(reason, f"{source}: {message}", raw, source=source)
+
+
+def split_tagged(tagged, tags):
+    """``{tag: PCollection}`` from a PCollection of ``(tag, value)`` pairs.
+
+    Used instead of a multi-output ``ParDo(...).with_outputs()``: Beam 2.77's DaskRunner sends every
+    element of such a ParDo to one of its tagged outputs, leaving the main output empty.
+    """
+    return {
+        tag: tagged | f"Only{tag.title()}" >> beam.FlatMap(lambda pair, tag=tag: [pair[1]] if pair[0] == tag else [])
+        for tag in tags
+    }
 
 
 class ReadRows(beam.PTransform):
@@ -59,9 +71,10 @@ class ReadRows(beam.PTransform):
         self._schema = dict(schema or {})
 
     def expand(self, pbegin):
-        return (
+        parsed = (
             pbegin
             | "Files" >> beam.Create(self._files)
             | "Spread" >> beam.Reshuffle()
-            | "Parse" >> beam.ParDo(_ReadFile(self._fmt, self._schema)).with_outputs(REJECTED, main=ROWS)
+            | "Parse" >> beam.ParDo(_ReadFile(self._fmt, self._schema))
         )
+        return split_tagged(parsed, (ROWS, REJECTED))
