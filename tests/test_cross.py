@@ -3,6 +3,9 @@ plus large inputs (the deduplication paths) against ``tf.sparse.cross_hashed`` r
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -408,3 +411,16 @@ def test_inputs_are_left_unchanged():
     hashed_cross(columns[:4], 0)
     for column, copy in zip(columns, before):
         assert (column == copy).all() if isinstance(column, np.ndarray) else column.to_pylist() == copy
+
+
+def test_golden_files_carry_provenance_and_stay_small():
+    golden_dir = Path(__file__).resolve().parent / "golden"
+    total = 0
+    for name in ("fingerprint64.json", "cross_dense.json", "cross_ragged.json"):
+        document = json.loads((golden_dir / name).read_text())
+        provenance = document["provenance"]
+        assert {"tensorflow", "keras", "numpy", "python", "command", "date", "oracle"} <= set(provenance)
+        assert provenance["command"] == "python tests/golden/generate.py"
+        assert len(document["vectors"]) > 40
+        total += (golden_dir / name).stat().st_size
+    assert total < 2_000_000
