@@ -283,3 +283,41 @@ def test_collision_report_matches_a_brute_force_count(module_run):
         assert got == expected, cross.name
         assert report["features"] == list(cross.features) and report["num_bins"] == cross.num_bins
     assert reports["country_X_hour"]["collision_share"] > 0  # 7 bins for 30 crosses: the report shows it
+
+
+def test_module_file_run_with_its_own_defaults(tmp_path):
+    """TFX's one-argument contract (no custom_config) and the module's command line."""
+    import tensorflow_transform as tft
+
+    module = load_module_file()
+    rows = [{"country": "fr", "hour": 13, "device": "ios", "tags": ["a"], "label": 1},
+            {"country": "us", "hour": 7, "label": 0}]
+    module.write_examples(rows, str(tmp_path / "examples.tfrecord"))
+    out = module.run(["--examples", str(tmp_path / "*.tfrecord"), "--output_dir", str(tmp_path / "out"),
+                      "--runner=FnApiRunner"])
+    output = tft.TFTransformOutput(out)
+    assert {c.name: output.num_buckets_for_transformed_feature(c.name) for c in module.CROSSES} == {
+        c.name: c.num_bins for c in module.CROSSES
+    }
+    transformed = _transformed_rows(out)
+    columns = {"country": ["fr", "us"], "hour": [13, 7], "device": ["ios", "unknown"], "tags": [["a"], []]}
+    expected = {c.name: c.apply(columns) for c in module.CROSSES}
+    expected = {k: v.to_pylist() if hasattr(v, "to_pylist") else v.tolist() for k, v in expected.items()}
+    got = {name: [row[name] for row in sorted(transformed, key=lambda r: -r["label"])] for name in expected}
+    assert got == expected
+    assert sorted(_bc_tft().read_collision_stats(output)) == sorted(c.name for c in module.CROSSES)
+
+
+def test_import_beam_cross_does_not_load_the_tft_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, beam_cross\n"
+        "assert 'beam_cross.tft' not in sys.modules and 'tensorflow_transform' not in sys.modules\n"
+        "import beam_cross.tft\n"
+        "print(beam_cross.tft.hashed_cross.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "beam_cross.tft"
