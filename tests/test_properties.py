@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -119,3 +120,36 @@ def test_multivalent_matches_tf_ragged_cross_hashed(columns, num_bins, hash_key)
     tf_key = DEFAULT_HASH_KEY if hash_key in (None, 0) else hash_key
     expected = tf.ragged.cross_hashed(tensors, num_buckets=num_bins, hash_key=tf_key).to_list()
     assert hashed_cross(features, num_bins, hash_key=hash_key).to_pylist() == expected
+
+
+ARROW_STRING_TYPES = {"text": (pa.string(), pa.large_string()), "bytes": (pa.binary(), pa.large_binary())}
+
+
+@st.composite
+def arrow_columns(draw, kind, values):
+    """``values`` as a sliced / dictionary-encoded / chunked Arrow array of a type fitting ``kind``."""
+    typ = draw(st.sampled_from(ARROW_STRING_TYPES[kind])) if kind in ARROW_STRING_TYPES else pa.from_numpy_dtype(np.dtype(kind))
+    before = draw(st.lists(value_strategy(kind), max_size=3))
+    after = draw(st.lists(value_strategy(kind), max_size=3))
+    array = pa.array(before + values + after, typ).slice(len(before), len(values))
+    layout = draw(st.sampled_from(["plain", "dictionary", "chunked"]))
+    if layout == "dictionary":
+        return array.dictionary_encode()
+    if layout == "chunked":
+        cut = draw(st.integers(0, len(values)))
+        return pa.chunked_array([array[:cut], array[cut:]], array.type)
+    return array
+
+
+@SETTINGS
+@given(st.data(), num_bins_strategy, hash_key_strategy)
+def test_arrow_columns_match_tf_sparse_cross_hashed(data, num_bins, hash_key):
+    n = data.draw(st.integers(0, 8))
+    columns = []
+    for _ in range(data.draw(st.integers(2, 4))):
+        kind = data.draw(kinds())
+        columns.append((kind, data.draw(st.lists(value_strategy(kind), min_size=n, max_size=n))))
+    tensors = [tf.reshape(tf_values(kind, values), [-1, 1]) for kind, values in columns]
+    expected = tf.sparse.cross_hashed(tensors, num_buckets=num_bins, hash_key=hash_key).values.numpy()
+    features = [data.draw(arrow_columns(kind, values)) for kind, values in columns]
+    assert hashed_cross(features, num_bins, hash_key=hash_key).tolist() == expected.tolist()
