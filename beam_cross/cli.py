@@ -155,7 +155,7 @@ def plan(args) -> Job:
                 )
     for cross in crosses:
         list_valued = any(schema.get(f, "").endswith("_list") for f in cross.features)
-        schema[cross.name] = "float_list" if cross.output_mode == "one_hot" else ("int_list" if list_valued else "int")
+        schema[cross.name] = "int_list" if cross.output_mode == "one_hot" or list_valued else "int"
     output_columns = [c for c in columns if c not in names] + names
     if args.num_shards < 0:
         raise ValueError(f"`--num_shards` must be >= 0 (0: one per input file). Received: num_shards={args.num_shards}")

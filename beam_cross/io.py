@@ -89,6 +89,11 @@ def _open(path, mode="rb"):
     return FileSystems.open(path) if mode == "rb" else FileSystems.create(path)
 
 
+def _open_text(path):
+    """A text handle of ``path`` on any Beam filesystem (closing it closes the file)."""
+    return io.TextIOWrapper(FileSystems.open(path), encoding="utf-8", newline="")
+
+
 # -- schema ---------------------------------------------------------------------------------------
 def parse_schema(text_or_path: str | None) -> dict[str, str]:
     """``"country:string,hour:int,tags:string_list"``, or a JSON/YAML file mapping column -> type."""
@@ -171,8 +176,8 @@ def infer_row_schema(rows) -> dict[str, str]:
 def sample_schema(path: str, fmt: str, sample_rows: int = 10_000) -> tuple[dict[str, str], list[str]]:
     """The inferred schema and the column names of one file (read at pipeline construction)."""
     if fmt == "csv":
-        with _open(path) as handle:
-            reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+        with _open_text(path) as handle:
+            reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
                 raise InputError(f"Input file {path} is empty: a CSV file needs a header row.")
@@ -220,8 +225,8 @@ def _csv_cell(cell: str, kind: str, column: str):
 
 
 def read_csv(path: str, schema: dict[str, str]):
-    with _open(path) as handle:
-        reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
             return
@@ -244,8 +249,8 @@ def read_csv(path: str, schema: dict[str, str]):
 
 
 def read_jsonl(path: str, schema: dict[str, str]):
-    with _open(path) as handle:
-        for number, line in enumerate(io.TextIOWrapper(handle, encoding="utf-8"), start=1):
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
@@ -428,8 +433,8 @@ def count_rows(path: str, fmt: str) -> int:
         with _open(path) as handle:
             return pq.ParquetFile(handle).metadata.num_rows
     if fmt == "csv":
-        with _open(path) as handle:
-            return max(sum(1 for row in csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline="")) if row) - 1, 0)
+        with _open_text(path) as handle:
+            return max(sum(1 for row in csv.reader(handle) if row) - 1, 0)
     if fmt == "jsonl":
         with _open(path) as handle:
             return sum(1 for line in handle if line.strip())

@@ -203,10 +203,14 @@ def run(argv=None) -> Summary:
     result = _wait_with_progress(pipeline.run())
     if result.state != PipelineState.DONE:
         raise RuntimeError(f"The pipeline ended in state {result.state}")
-    return _account(job, result, started)
+    read = _counter(result, "rows_read")
+    if read is None:  # no metrics from this runner (DaskRunner): count the input itself
+        read = sum(1 for path in job.files for _ in io.read_file(path, job.input_format, job.schema))
+    return _account(job, read, started)
 
 
-def _account(job: Job, result, started) -> Summary:
+def _account(job: Job, read: int, started: float) -> Summary:
+    """Counts the rows written; raises RowsLost unless ``read`` == crossed + rejected."""
     crossed_files, rejected_files = _shards(job.crossed_prefix), _shards(job.rejected_prefix)
     crossed = sum(io.count_rows(p, job.output_format) for p in crossed_files)
     reasons = collections.Counter()
@@ -214,9 +218,6 @@ def _account(job: Job, result, started) -> Summary:
         with FileSystems.open(path) as handle:
             reasons.update(json.loads(line)["reason"] for line in handle if line.strip())
     rejected = sum(reasons.values())
-    read = _counter(result, "rows_read")
-    if read is None:  # no metrics from this runner: count the input itself
-        read = sum(1 for path in job.files for _ in io.read_file(path, job.input_format, job.schema))
     if read != crossed + rejected:
         raise RowsLost(
             f"{read - crossed - rejected:+,} rows unaccounted for: read {read:,}, wrote {crossed:,} crossed "
