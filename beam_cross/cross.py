@@ -113,7 +113,9 @@ def hashed_cross(features, num_bins, *, hash_key=None):
             A column is a scalar, a 1-D array-like, an ``(n, 1)`` array, or a pyarrow Array of
             strings, bytes or integers. Lists of lists and pyarrow ListArrays are multivalent.
         num_bins: the number of bins, ``>= 0``. ``0`` keeps the whole hash, modulo ``2**63 - 1``.
-        hash_key: the int64 seed. ``None`` (and ``0``, as in TF) mean ``0xDECAFCAFFE``.
+        hash_key: the int64 seed. ``None`` and ``0`` mean ``0xDECAFCAFFE``, as in ``tf.sparse.cross_hashed``
+            and Keras (``tf.ragged.cross_hashed`` alone reads ``0`` literally); a negative key is
+            used as its 64-bit two's complement.
 
     Returns:
         An int64 ``np.ndarray`` of the dense inputs' shape; or, when any feature is multivalent,
