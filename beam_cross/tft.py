@@ -199,7 +199,8 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
     check_target(target_collision_share)
 
     def preprocessing_fn(inputs):
-        missing = sorted(({f for c in crosses for f in c.features} | set(passthrough)) - set(inputs))
+        needed = {f for c in crosses for f in c.features} | set(passthrough) | set(defaults)
+        missing = sorted(needed - set(inputs))
         if missing:
             raise KeyError(f"The preprocessing_fn needs features {missing}, missing from its inputs {sorted(inputs)}")
         features = {
@@ -209,7 +210,8 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
         outputs = {name: inputs[name] for name in passthrough}
         for cross in crosses:
             columns = [features[f] for f in cross.features]
-            outputs[cross.name] = hashed_cross(columns, cross.num_bins, hash_key=cross.hash_key, name=_safe(cross.name))
+            outputs[cross.name] = hashed_cross(columns, cross.num_bins, hash_key=cross.hash_key,
+                                             name=f"cross_{_safe(cross.name)}")
             if collision_stats:
                 collision_stats_analyzer(columns, cross, target_collision_share=target_collision_share)
         return outputs

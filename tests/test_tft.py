@@ -124,6 +124,18 @@ def test_make_preprocessing_fn_rejects_bad_config():
         bc_tft.make_preprocessing_fn([Cross(["a", "b"], 10)], defaults={"a": 1.5})
 
 
+def test_preprocessing_fn_names_missing_inputs():
+    fn = _bc_tft().make_preprocessing_fn([Cross(["a", "b"], 10)], passthrough=["label"], defaults={"c": "x"})
+    with pytest.raises(KeyError, match=r"needs features \['c', 'label'\]"):
+        fn({"a": tf.constant(["x"]), "b": tf.constant([1])})
+
+
+def test_any_cross_name_works_as_an_op_scope():
+    fn = _bc_tft().make_preprocessing_fn([Cross(["país", "hour"], 10, name="_país × hora")])
+    ids = fn({"país": tf.constant(["fr", "us"]), "hour": tf.constant([13, 7])})["_país × hora"]
+    np.testing.assert_array_equal(ids.numpy(), hashed_cross([["fr", "us"], [13, 7]], 10))
+
+
 def test_default_for_a_multivalued_row_fails_loudly():
     """A feature given a default is single-valued: two values in a row are an error, not a truncation."""
     fn = _bc_tft().make_preprocessing_fn([Cross(["device", "hour"], 10)], defaults={"device": "unknown"})
