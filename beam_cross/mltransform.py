@@ -10,7 +10,9 @@ MLTransform's ``TFTOperation`` sees one column at a time, so a cross is a provid
 A later pipeline with ``MLTransform(read_artifact_location=d)`` gives the same ids. Input elements
 are dicts or ``beam.Row`` s; each comes out as the same kind with one more field, ``name``
 (``"country_X_hour"`` by default): an ``int`` per row, or a ``list`` of ints when a column holds
-lists (the cartesian cross; an empty list gives ``[]``). Ids are bit for bit Keras ``HashedCrossing``.
+lists or arrays (the cartesian cross; an empty list gives ``[]``). MLTransform's TFT operations
+output arrays, so a cross placed after one (say ``ComputeAndApplyVocabulary``) gives lists. Ids are
+bit for bit Keras ``HashedCrossing``.
 
 Artifacts are readable JSON, no pickled code: MLTransform's attribute file stores this provider's
 transform as ``{"py/object": "beam_cross.mltransform.CrossColumns", "py/state": {"cross": {...}, ...}}``

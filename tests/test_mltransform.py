@@ -83,6 +83,27 @@ def test_rows_in_rows_out(tmp_path):
     pipeline.run().wait_until_finish()
 
 
+def test_after_a_tft_operation(tmp_path):
+    """Vocabulary indices (arrays, as MLTransform's TFT operations output them) crossed with an int."""
+    from apache_beam.ml.transforms.tft import ComputeAndApplyVocabulary
+
+    rows = [{"a": "x", "b": 1}, {"a": "y", "b": 2}, {"a": "x", "b": 3}]
+
+    def check(outputs):
+        assert len(outputs) == 3
+        for row in outputs:
+            indices = tf.RaggedTensor.from_row_lengths(tf.constant(row.a, tf.int64), [len(row.a)])
+            expected = tf.ragged.cross_hashed([indices, tf.constant([[row.b]], tf.int64)], 10).to_list()[0]
+            assert row.a_X_b == expected, row
+
+    pipeline, out = _ml_transform(
+        rows, "Vocab", write_artifact_location=str(tmp_path / "vocab"),
+        transforms=[ComputeAndApplyVocabulary(columns=["a"]), HashedCrossing(columns=["a", "b"], num_bins=10)],
+    )
+    assert_that(out, check, label="CrossedIndices")
+    pipeline.run().wait_until_finish()
+
+
 def test_artifacts_are_readable_json(tmp_path):
     location = str(tmp_path / "json")
     pipeline, _ = _ml_transform(ROWS, "Json", write_artifact_location=location,
