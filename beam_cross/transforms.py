@@ -119,8 +119,10 @@ class _CrossingDoFn(beam.DoFn):
 class _CrossBundlesDoFn(_CrossingDoFn):
     """Buffers dicts and rows per bundle (up to ``batch_size``), crosses RecordBatches at once.
 
-    Buffered outputs are emitted as WindowedValues carrying each input's own timestamp and window
-    (the DoFn observes the window, so an element in several windows is seen once per window).
+    Each buffered output is emitted as a WindowedValue with its own input's timestamp, windows and
+    pane. Beam multiplies the windows of a WindowedValue emitted from ``process`` by the current
+    input's window count, so a full buffer is only flushed while the current input has one window
+    (the rest waits for the next such input or for ``finish_bundle``).
     """
 
     def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors, batch_size):
@@ -130,13 +132,13 @@ class _CrossBundlesDoFn(_CrossingDoFn):
     def start_bundle(self):
         self._pending = []
 
-    def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+    def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
         if isinstance(element, pa.RecordBatch):
             for ok, value in self._cross_record_batch(element):
                 yield value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
             return
-        self._pending.append((element, timestamp, window))
-        if len(self._pending) >= self._batch_size:
+        self._pending.append(windowed_value)
+        if len(self._pending) >= self._batch_size and len(windowed_value.windows) == 1:
             yield from self._flush()
 
     def finish_bundle(self):
@@ -146,10 +148,10 @@ class _CrossBundlesDoFn(_CrossingDoFn):
         pending, self._pending = self._pending, []
         if not pending:
             return
-        outcomes = self._cross_elements([element for element, _, _ in pending])
-        for (_, timestamp, window), (ok, value) in zip(pending, outcomes):
-            windowed = WindowedValue(value, timestamp, (window,))
-            yield windowed if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, windowed)
+        outcomes = self._cross_elements([windowed.value for windowed in pending])
+        for windowed, (ok, value) in zip(pending, outcomes):
+            out = windowed.with_value(value)
+            yield out if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, out)
 
 
 class _KeyByBatch(beam.DoFn):
