@@ -104,6 +104,9 @@ class Job:
     target_collision_share: float
     chart: bool
     notes: list[str] = field(default_factory=list)
+    # Kinds declared with --schema for crossed features ("string" / "int"): a value of the other kind
+    # is rejected (reason mixed_kinds) instead of being hashed as what it is.
+    feature_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def crossed_prefix(self) -> str:
@@ -141,7 +144,11 @@ def plan(args) -> Job:
         raise io.InputError(f"Every input file is empty: {files}")
     notes += [f"empty input file (no rows): {f}" for f in files if f not in non_empty]
     inferred, columns = io.sample_schema(non_empty[0], input_format)
-    schema = {**inferred, **io.parse_schema(args.schema)}
+    declared = io.parse_schema(args.schema)
+    schema = {**inferred, **declared}
+    crossed_features = {f for c in crosses for f in c.features}
+    feature_types = {f: t.removesuffix("_list") for f, t in declared.items()
+                     if f in crossed_features and t.removesuffix("_list") in ("string", "int")}
     if input_format == "csv" and args.schema:
         # Re-read the header with the declared types, so list columns are known as lists.
         columns = columns or list(schema)
@@ -171,6 +178,7 @@ def plan(args) -> Job:
         target_collision_share=args.target_collision_share,
         chart=not args.no_chart,
         notes=notes,
+        feature_types=feature_types,
     )
 
 

@@ -61,16 +61,16 @@ def _rejected_record(error) -> dict:
     return rejection(error.reason, error.message, error.element, feature=error.feature, cross=error.cross)
 
 
-def _cross_step(crosses):
+def _cross_step(job: Job):
     from beam_cross.transforms import CrossFeatures
 
-    return CrossFeatures(crosses, keep_inputs=True).with_exception_handling()
+    return CrossFeatures(job.crosses, keep_inputs=True, feature_types=job.feature_types).with_exception_handling()
 
 
 def build_pipeline(pipeline, job: Job, runner: str | None = None):
     """Adds the job's steps to ``pipeline``; returns the shard outputs ``(crossed, rejected)``."""
     read = pipeline | "Read" >> ReadRows(job.files, job.input_format, job.schema)
-    crossed, errors = read[ROWS] | "Cross" >> _cross_step(job.crosses)
+    crossed, errors = read[ROWS] | "Cross" >> _cross_step(job)
     rejected = (
         (read[REJECTED], errors | "AsRecords" >> beam.Map(_rejected_record))
         | "AllRejected" >> beam.Flatten()

@@ -37,7 +37,7 @@ class _ReadAndCross(beam.DoFn):
     def setup(self):
         from beam_cross.elements import ElementCrosser
 
-        self._crosser = ElementCrosser(self._job.crosses, keep_inputs=True)
+        self._crosser = ElementCrosser(self._job.crosses, keep_inputs=True, feature_types=self._job.feature_types)
 
     def _cross(self, batch):
         for ok, outcome in self._crosser.cross_elements(batch):

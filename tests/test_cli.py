@@ -279,3 +279,13 @@ def test_tf_example_codec_matches_tensorflow():
 
     assert tf.train.Example.FromString(io.encode_example(row)) == _tf_example(row)  # map order may differ
     assert io.decode_example(_tf_example(row).SerializeToString(), {}) == row
+
+
+def test_declared_type_rejects_the_other_kind(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"country": "fr", "hour": 13}\n{"country": "us", "hour": "7"}\n{"country": 5, "hour": 7}\n')
+    output = tmp_path / "out"
+    summary = run(["--input", str(path), "--cross", "country,hour:10", "--schema", "country:string,hour:int",
+                   "--output", str(output), "--no_chart"])
+    rejected = sorted((r["reason"], r["feature"]) for r in _read_rejected(output))
+    assert (summary.rows_crossed, rejected) == (1, [("mixed_kinds", "country"), ("mixed_kinds", "hour")])
