@@ -5,8 +5,8 @@ them (a multivalent feature). Everything here works on one file or one shard at 
 transforms in :mod:`beam_cross.sources` and :mod:`beam_cross.sinks` stay thin.
 
 Formats: ``csv`` (a header row, then rows), ``jsonl`` (one JSON object per line), ``parquet`` and
-``tfrecord`` (``tf.Example`` records). TFRecord support needs neither TensorFlow nor its protos: the
-``tf.Example`` message is declared here and parsed by ``protobuf``, which Beam already requires.
+``tfrecord`` (``tf.Example`` records). TFRecord support needs neither TensorFlow nor its protos (see
+:mod:`beam_cross.tf_example`).
 
 Column types (a *schema*) are ``string``, ``int``, ``float`` and their lists ``string_list``,
 ``int_list``, ``float_list``. They come from the ``--schema`` option or are inferred:
@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from beam_cross.tf_example import decode_example, encode_example
 
 FORMATS = ("csv", "jsonl", "parquet", "tfrecord")
 EXTENSIONS = {
@@ -293,81 +294,6 @@ READERS = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet, "tfrec
 
 def read_file(path: str, fmt: str, schema: dict[str, str]):
     return READERS[fmt](path, schema)
-
-
-# -- tf.Example without TensorFlow ------------------------------------------------------------------
-def _example_class():
-    # The message layout of tensorflow/core/example/{example,feature}.proto, declared field by field
-    # in a private pool (package name differs from TF's so both can be loaded in one process).
-    proto = descriptor_pb2.FileDescriptorProto(name="beam_cross_example.proto", package="beam_cross_example", syntax="proto3")
-    label = descriptor_pb2.FieldDescriptorProto
-    for name, kind in (("BytesList", label.TYPE_BYTES), ("FloatList", label.TYPE_FLOAT), ("Int64List", label.TYPE_INT64)):
-        message = proto.message_type.add(name=name)
-        message.field.add(name="value", number=1, label=label.LABEL_REPEATED, type=kind)
-    feature = proto.message_type.add(name="Feature")
-    feature.oneof_decl.add(name="kind")
-    for number, (name, type_name) in enumerate((("bytes_list", "BytesList"), ("float_list", "FloatList"), ("int64_list", "Int64List")), 1):
-        feature.field.add(name=name, number=number, label=label.LABEL_OPTIONAL, type=label.TYPE_MESSAGE,
-                          type_name=f".beam_cross_example.{type_name}", oneof_index=0)
-    features = proto.message_type.add(name="Features")
-    entry = features.nested_type.add(name="FeatureEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, label=label.LABEL_OPTIONAL, type=label.TYPE_STRING)
-    entry.field.add(name="value", number=2, label=label.LABEL_OPTIONAL, type=label.TYPE_MESSAGE, type_name=".beam_cross_example.Feature")
-    features.field.add(name="feature", number=1, label=label.LABEL_REPEATED, type=label.TYPE_MESSAGE,
-                       type_name=".beam_cross_example.Features.FeatureEntry")
-    example = proto.message_type.add(name="Example")
-    example.field.add(name="features", number=1, label=label.LABEL_OPTIONAL, type=label.TYPE_MESSAGE, type_name=".beam_cross_example.Features")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("beam_cross_example.Example"))
-
-
-Example = _example_class()
-
-
-def _text(value: bytes):
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value
-
-
-def decode_example(record: bytes, schema: dict[str, str]) -> dict:
-    example = Example.FromString(record)
-    row = {}
-    for name, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        if kind == "bytes_list":
-            values = [_text(v) for v in feature.bytes_list.value]
-        elif kind == "int64_list":
-            values = list(feature.int64_list.value)
-        elif kind == "float_list":
-            values = list(feature.float_list.value)
-        else:
-            values = []
-        if schema.get(name, "").endswith("_list") or len(values) > 1:
-            row[name] = values
-        else:
-            row[name] = values[0] if values else None
-    return row
-
-
-def encode_example(row: dict) -> bytes:
-    example = Example()
-    for name, value in row.items():
-        if value is None:
-            continue  # a missing value is an absent feature
-        values = value if isinstance(value, (list, tuple)) else [value]
-        feature = example.features.feature[name]
-        kinds = {type_of_value(v) for v in values}
-        if kinds <= {"int"} and values:
-            feature.int64_list.value.extend(int(v) for v in values)
-        elif kinds <= {"int", "float"} and values:
-            feature.float_list.value.extend(float(v) for v in values)
-        else:
-            feature.bytes_list.value.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values)
-    return example.SerializeToString()
 
 
 # -- writing one shard ------------------------------------------------------------------------------
