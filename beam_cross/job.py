@@ -225,6 +225,11 @@ def _account(job: Job, read: int, started: float) -> Summary:
         )
     json_path = FileSystems.join(job.report_dir, report.JSON_NAME)
     stats = report.read_json(json_path)
-    png_path = report.write_chart(stats, FileSystems.join(job.report_dir, report.PNG_NAME)) if job.chart else None
+    png_path = None
+    if job.chart:
+        try:
+            png_path = report.write_chart(stats, FileSystems.join(job.report_dir, report.PNG_NAME))
+        except ImportError:  # matplotlib is the optional [report] extra; the JSON report is complete
+            job.notes.append("no chart: matplotlib is not installed (pip install 'beam-cross[report]')")
     return Summary(job, read, crossed, rejected, crossed_files, rejected_files, dict(reasons), json_path, png_path,
                    stats, time.monotonic() - started, job.notes)
