@@ -172,7 +172,7 @@ def plan(args) -> Job:
         schema=schema,
         columns=output_columns,
         crosses=crosses,
-        output=args.output or os.path.join(os.getcwd(), DEFAULT_OUTPUT),
+        output=_absolute(args.output or DEFAULT_OUTPUT),
         output_format=args.output_format or input_format,
         num_shards=args.num_shards or min(len(files), 64),
         target_collision_share=args.target_collision_share,
@@ -180,6 +180,10 @@ def plan(args) -> Job:
         notes=notes,
         feature_types=feature_types,
     )
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _size(path: str) -> int:

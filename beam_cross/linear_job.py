@@ -27,6 +27,13 @@ CROSSED, REJECTED, READ = "crossed", "rejected", "read"
 _BATCH = 1024
 
 
+def cross_outcomes(crosser, batch):
+    """``(True, crossed row)`` or ``(False, Rejected)`` per row of ``batch``, in order."""
+    crossed, rejected = crosser.cross_elements(batch)
+    for position, row in enumerate(crossed):
+        yield (False, rejected[position]) if position in rejected else (True, row)
+
+
 class _ReadAndCross(beam.DoFn):
     """One file in; ``((kind, shard), record)`` out, plus one ``((READ, 0), rows read)`` marker."""
 
@@ -40,7 +47,7 @@ class _ReadAndCross(beam.DoFn):
         self._crosser = ElementCrosser(self._job.crosses, keep_inputs=True, feature_types=self._job.feature_types)
 
     def _cross(self, batch):
-        for ok, outcome in self._crosser.cross_elements(batch):
+        for ok, outcome in cross_outcomes(self._crosser, batch):
             if ok:
                 self._counters[CROSSED].inc()
                 self._next = (self._next + 1) % self._job.num_shards

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
@@ -10,6 +13,8 @@ from beam_cross import io
 ROWS = "rows"
 REJECTED = "rejected"
 METRICS_NAMESPACE = "beam_cross"
+PROGRESS_SECONDS = 10
+_log = logging.getLogger("beam_cross")
 
 
 def rejection(reason, message, row, *, source=None, feature=None, cross=None) -> dict:
@@ -32,8 +37,12 @@ class _ReadFile(beam.DoFn):
         self._rejected = Metrics.counter(METRICS_NAMESPACE, "rows_rejected_reading")
 
     def process(self, path):
-        for item in io.read_file(path, self._fmt, self._schema):
+        last = time.monotonic()
+        for count, item in enumerate(io.read_file(path, self._fmt, self._schema), start=1):
             self._read.inc()
+            if time.monotonic() - last > PROGRESS_SECONDS:  # a person can follow a long file
+                last = time.monotonic()
+                _log.info("beam-cross: read %d rows of %s so far", count, path)
             if isinstance(item, dict):
                 yield ROWS, item
             else:

@@ -36,6 +36,7 @@ from beam_cross import io
 from beam_cross import tft as beam_cross_tft
 from beam_cross.cli import build_parser, plan
 from beam_cross.elements import ElementCrosser
+from beam_cross.linear_job import cross_outcomes
 from beam_cross.sinks import WriteShards
 from beam_cross.sources import REJECTED, ROWS, ReadRows, rejection
 
@@ -73,7 +74,7 @@ def split_valid(rows, crosses, spec):
     crosser = ElementCrosser(crosses, keep_inputs=True, feature_types={f: _kind(s) for f, s in spec.items()})
 
     def split(batch):
-        for row, (ok, outcome) in zip(batch, crosser.cross_elements(batch)):
+        for row, (ok, outcome) in zip(batch, cross_outcomes(crosser, batch)):
             if not ok:
                 yield "rejected", rejection(outcome.reason, outcome.message, outcome.element,
                                             feature=outcome.feature, cross=outcome.cross)
