@@ -228,6 +228,12 @@ def _cross_fingerprints(cross: Cross, columns: list[FeatureValues], num_rows: in
     named = dict(zip(cross.features, columns))
     if all(c.row_splits is None and not c.errors for c in columns):
         return cross.apply({f: c.fingerprints for f, c in named.items()}), None
+    if all(_one_value_per_row(c) for c in columns):
+        # Lists of exactly one value (TFXIO's layout for a scalar feature): the dense fold gives
+        # the same bins without the cartesian bookkeeping.
+        bins = cross.apply({f: c.fingerprints for f, c in named.items()})
+        lists = pa.ListArray.from_arrays(pa.array(np.arange(num_rows + 1, dtype=np.int32)), pa.array(bins))
+        return lists, _scalar_mask(columns, np.arange(num_rows))
     bins = cross.apply({f: _as_lists(c, num_rows) for f, c in named.items()})
     scalar = np.ones(num_rows, bool)
     for c in columns:
@@ -281,6 +287,14 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
         result.bins[cross.name] = bins
         result.scalar[cross.name] = scalar
     return result
+
+
+def _one_value_per_row(column: FeatureValues) -> bool:
+    if column.row_splits is None:
+        return not column.errors
+    return not column.errors and len(column.fingerprints) == len(column.row_splits) - 1 and bool(
+        np.all(column.row_splits[1:] - column.row_splits[:-1] == 1)
+    )
 
 
 def _scalar_mask(columns: list[FeatureValues], kept: np.ndarray) -> np.ndarray:

@@ -99,47 +99,62 @@ class ElementCrosser:
             # A row index only means something inside a RecordBatch; a bundle's order is arbitrary.
             raise FeatureError(error.feature, error.reason, error.detail, error.value, row if in_batch else None, error.cross)
 
-    def cross_elements(self, elements: list) -> list[tuple[bool, Any]]:
-        """Per element, ``(True, crossed element)`` or ``(False, Rejected)``, in input order."""
-        outcomes: list = [None] * len(elements)
-        rows, positions, is_row = [], [], []
-        for position, element in enumerate(elements):
-            mapping, row_like = _as_mapping(element)
-            if mapping is None:
-                error = FeatureError(
-                    None, errors.UNSUPPORTED,
-                    "an element must be a dict, a beam.Row / NamedTuple or a pyarrow.RecordBatch.",
-                    f"{type(element).__name__}: {element!r}",
-                )
-                if self.raise_errors:
-                    raise TypeError(str(error))
-                outcomes[position] = (False, rejected_from(element, error))
-                continue
-            rows.append(mapping)
-            positions.append(position)
-            is_row.append(row_like)
+    def cross_elements(self, elements: list) -> tuple[list, dict[int, Rejected]]:
+        """Per element, in order, its crossed element (None where rejected), and position -> Rejected."""
+        rejected: dict[int, Rejected] = {}
+        if all(type(element) is dict for element in elements):  # the common case, without bookkeeping
+            rows, positions, is_row = elements, None, None
+        else:
+            rows, positions, is_row = [], [], []
+            for position, element in enumerate(elements):
+                mapping, row_like = _as_mapping(element)
+                if mapping is None:
+                    error = FeatureError(
+                        None, errors.UNSUPPORTED,
+                        "an element must be a dict, a beam.Row / NamedTuple or a pyarrow.RecordBatch.",
+                        f"{type(element).__name__}: {element!r}",
+                    )
+                    if self.raise_errors:
+                        raise TypeError(str(error))
+                    rejected[position] = rejected_from(element, error)
+                    continue
+                rows.append(mapping)
+                positions.append(position)
+                is_row.append(row_like)
+        outputs: list = [None] * len(elements)
         if not rows:
-            return outcomes
+            return outputs, rejected
         columns = self._fingerprint(lambda f: [row.get(f, MISSING_VALUE) for row in rows], len(rows))
         crossed = cross_batch(self.crosses, columns, len(rows), engine=self.engine)
         self._maybe_raise(crossed)
         for row, error in crossed.rejected.items():
-            outcomes[positions[row]] = (False, rejected_from(elements[positions[row]], error))
-        values = {
-            cross.name: bins_as_python(crossed.bins[cross.name], crossed.scalar[cross.name], cross)
-            for cross in self.crosses
-        }
-        checked_clash = False
-        for i, row in enumerate(crossed.kept.tolist()):
-            mapping = rows[row]
-            if not checked_clash:
-                self._check_clash(mapping.keys())
-                checked_clash = True
-            out = dict(mapping) if self.keep_inputs else {k: v for k, v in mapping.items() if k not in self._consumed}
-            for cross in self.crosses:
-                out[cross.name] = values[cross.name][i]
-            outcomes[positions[row]] = (True, _to_row(out) if is_row[row] else out)
-        return outcomes
+            position = row if positions is None else positions[row]
+            rejected[position] = rejected_from(elements[position], error)
+        kept = crossed.kept.tolist()
+        kept_rows = rows if len(kept) == len(rows) else [rows[row] for row in kept]
+        crossed_rows = self._crossed_mappings(kept_rows, crossed)
+        if positions is None and len(kept) == len(rows):
+            return crossed_rows, rejected
+        for row, out in zip(kept, crossed_rows):
+            if is_row is not None and is_row[row]:
+                out = _to_row(out)
+            outputs[row if positions is None else positions[row]] = out
+        return outputs, rejected
+
+    def _crossed_mappings(self, mappings: list, crossed) -> list[dict]:
+        """The output dicts: each input (or its unconsumed fields) plus one field per cross."""
+        for cross in self.crosses:
+            if (self.keep_inputs or cross.name not in self._consumed) and any(cross.name in m for m in mappings):
+                self._check_clash(next(m for m in mappings if cross.name in m).keys())
+        if self.keep_inputs:
+            outs = [dict(m) for m in mappings]
+        else:
+            outs = [{k: v for k, v in m.items() if k not in self._consumed} for m in mappings]
+        for cross in self.crosses:
+            name = cross.name
+            for out, value in zip(outs, bins_as_python(crossed.bins[name], crossed.scalar[name], cross)):
+                out[name] = value
+        return outs
 
     def cross_record_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch | None, list[Rejected]]:
         """The crossed rows as one RecordBatch (None if all were rejected), and the rejected rows."""
