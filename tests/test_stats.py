@@ -10,7 +10,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline  # module import: pytest would try to collect TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_cross import Cross, hashed_cross
@@ -195,7 +195,7 @@ def test_combine_fn_in_a_pipeline():
         accumulator = CrossStatsAccumulator(cross)
         accumulator.add_rows(rows)
         expected.append(accumulator.result())
-    with TestPipeline(runner="FnApiRunner") as pipeline:
+    with test_pipeline.TestPipeline(runner="FnApiRunner") as pipeline:
         stats = (
             pipeline
             | beam.Create(rows, reshuffle=True)
