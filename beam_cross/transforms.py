@@ -225,6 +225,13 @@ class CrossFeatures(beam.PTransform):
     ``output_mode="one_hot"`` crosses give a list of ``num_bins`` 0/1 ints per row (a
     ``fixed_size_list<int64>`` column for Arrow); such a cross needs exactly one crossed value per
     row, and other rows are rejected with reason ``shape``.
+
+    >>> from apache_beam.testing.util import assert_that, equal_to
+    >>> with beam.Pipeline("FnApiRunner") as p:
+    ...     rows = p | beam.Create([{"country": "fr", "hour": 13}, {"country": "us", "hour": 1.5}])
+    ...     crossed, errors = rows | CrossFeatures([Cross(["country", "hour"], 1000)]).with_exception_handling()
+    ...     _ = assert_that(crossed, equal_to([{"country": "fr", "hour": 13, "country_X_hour": 755}]))
+    ...     _ = assert_that(errors | beam.Map(lambda r: r.reason), equal_to(["float"]), label="reasons")
     """
 
     def __init__(self, crosses, *, keep_inputs: bool = True, engine: str = "numpy", batch_size: int = 1024,

@@ -15,7 +15,7 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to, is_empty
-from apache_beam.transforms.window import FixedWindows, TimestampedValue
+from apache_beam.transforms.window import FixedWindows, SlidingWindows, TimestampedValue
 
 from beam_cross import Cross, FeatureError, errors
 from beam_cross.transforms import CrossFeatures, Rejected
@@ -297,6 +297,17 @@ def test_timestamps_and_windows_are_kept():
         out = stamped | beam.WindowInto(FixedWindows(25)) | CrossFeatures(CROSSES[:1], batch_size=4)
         seen = out | beam.Map(lambda r, t=beam.DoFn.TimestampParam, w=beam.DoFn.WindowParam: (r["country"], float(t), float(w.start)))
         assert_that(seen, equal_to([(r["country"], 10.0 * i, 25.0 * (10 * i // 25)) for i, r in enumerate(rows)]))
+
+
+def test_an_element_in_several_windows_is_crossed_once_per_window():
+    rows = make_rows(9)
+    with _pipeline() as p:
+        stamped = p | beam.Create(list(enumerate(rows))) | beam.Map(lambda ir: TimestampedValue(ir[1], 10.0 * ir[0]))
+        out = stamped | beam.WindowInto(SlidingWindows(20, 10)) | CrossFeatures(CROSSES[:1], batch_size=2)
+        seen = out | beam.Map(lambda r, w=beam.DoFn.WindowParam: (r["country"], r["hour"], float(w.start)))
+        # SlidingWindows(20, 10) puts the element at t = 10 * i into the windows starting at 10 * i - 10 and 10 * i.
+        expected = [(r["country"], r["hour"], 10.0 * (i + shift)) for i, r in enumerate(rows) for shift in (-1, 0)]
+        assert_that(seen, equal_to(expected))
 
 
 def test_metrics_count_crossed_and_rejected_rows():
