@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.ml.transforms.base import MLTransform
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline  # not collected by pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_cross import FeatureError
@@ -41,7 +41,7 @@ def _with(rows, name, ids):
 
 
 def _ml_transform(rows, label, **kwargs):
-    pipeline = TestPipeline(runner="FnApiRunner")
+    pipeline = BeamPipeline(runner="FnApiRunner")
     transform = MLTransform(**{k: v for k, v in kwargs.items() if k != "transforms"})
     for each in kwargs.get("transforms", []):
         transform = transform.with_transform(each)
@@ -134,7 +134,7 @@ def test_tampered_artifact_is_refused(tmp_path):
 
 def test_bad_rows_go_to_the_errors_output(tmp_path):
     rows = [{"a": "x", "b": 1}, {"a": "y", "b": 2.5}, {"a": "z"}]
-    pipeline = TestPipeline(runner="FnApiRunner")
+    pipeline = BeamPipeline(runner="FnApiRunner")
     good, bad = (
         pipeline
         | beam.Create(rows)
