@@ -102,7 +102,9 @@ def test_dask_runner_on_a_local_cluster(tmp_path):
         options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=50"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
         _ = _build(p, shuffle_inputs=False) | "write" >> beam.ParDo(_WriteLines(str(tmp_path)))
-        p.run().wait_until_finish()
+        result = p.run()
+        result.wait_until_finish()
+        result.client.close()  # the runner's own client; closed before its cluster goes away
     written: dict[str, list] = {"dict": [], "row": [], "arrow": [], "rejected": []}
     for path in tmp_path.glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
