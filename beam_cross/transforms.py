@@ -275,6 +275,11 @@ class CrossFeatures(beam.PTransform):
 
     def _expand(self, pcoll, route_errors: bool):
         input_type = pcoll.element_type
+        if input_type in _NOT_ROWS:
+            raise TypeError(
+                "CrossFeatures takes dicts, schema'd rows (beam.Row, NamedTuple) or pyarrow.RecordBatch. "
+                f"Received: element type {input_type.__name__}"
+            )
         feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
         output_type = output_row_type(input_type, self._crosses, self._keep_inputs) or _same_kind(input_type)
         args = (self._crosses, self._keep_inputs, self._engine, feature_types, route_errors)
@@ -295,6 +300,10 @@ class CrossFeatures(beam.PTransform):
         crossed.element_type = output_type
         errors.element_type = Rejected
         return crossed, errors
+
+
+# Element types that can never hold features (a PCollection of these is a wiring mistake).
+_NOT_ROWS = (int, float, str, bytes, bool, list, tuple)
 
 
 def _same_kind(input_type):

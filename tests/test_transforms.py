@@ -74,15 +74,38 @@ def test_dicts_match_tf_with_several_crosses_and_small_batches():
         assert_that(out, equal_to(expected_dicts(rows, CROSSES)))
 
 
-def test_dicts_match_keras_hashed_crossing():
+@pytest.mark.parametrize("kind", ["dict", "row", "record_batch"])
+def test_every_element_kind_matches_keras_hashed_crossing(kind):
     keras = pytest.importorskip("keras", reason="the Keras layer is the oracle")
-    rows = make_rows(30)
+    rows = [{"country": r["country"], "hour": r["hour"]} for r in make_rows(30)]
     layer = keras.layers.HashedCrossing(num_bins=37)
     expected = np.asarray(layer((np.array([r["country"] for r in rows]), np.array([r["hour"] for r in rows])))).tolist()
+    elements = {
+        "dict": rows,
+        "row": [beam.Row(**r) for r in rows],
+        "record_batch": [_batch(rows[:13]), _batch(rows[13:])],
+    }[kind]
     with _pipeline() as p:
-        out = p | beam.Create(rows) | CrossFeatures([Cross(["country", "hour"], 37, name="k")])
-        bins = out | beam.Map(lambda r: (r["country"], r["hour"], r["k"]))
+        out = p | beam.Create(elements) | CrossFeatures([Cross(["country", "hour"], 37, name="k")])
+        as_dicts = out | beam.FlatMap(lambda e: e.to_pylist() if isinstance(e, pa.RecordBatch) else [dict(e) if isinstance(e, dict) else e._asdict()])
+        bins = as_dicts | beam.Map(lambda r: (r["country"], r["hour"], r["k"]))
         assert_that(bins, equal_to([(r["country"], r["hour"], b) for r, b in zip(rows, expected)]))
+
+
+def test_tensorflow_engine_on_record_batches_matches_tf():
+    rows = make_rows(20)
+    listed = [{"tags": [r["country"]] * (i % 3), "hour": r["hour"]} for i, r in enumerate(rows)]
+    tags_cross = Cross(["tags", "hour"], 50)
+    with _pipeline() as p:
+        out = p | beam.Create([_batch(rows, ROW_SCHEMA)]) | CrossFeatures(CROSSES, engine="tensorflow")
+        assert_that(out | beam.FlatMap(lambda b: b.to_pylist()), equal_to(expected_dicts(rows, CROSSES)), label="scalars")
+        out2 = p | "lists" >> beam.Create([_batch(listed)]) | "tf lists" >> CrossFeatures([tags_cross], engine="tensorflow")
+        expected = expected_dicts([{"tags": r["tags"], "hour": [r["hour"]]} for r in listed], [tags_cross])
+        assert_that(
+            out2 | "rows2" >> beam.FlatMap(lambda b: b.to_pylist()),
+            equal_to([{**e, "hour": r["hour"]} for e, r in zip(expected, listed)]),
+            label="lists",
+        )
 
 
 def test_multivalent_dicts_give_the_cartesian_cross_as_tf():
@@ -133,6 +156,12 @@ def test_beam_rows_without_inputs():
             equal_to([{"label": 1, "country_X_hour": e["country_X_hour"]} for e in expected]),
         )
     assert [name for name, _ in out.element_type._fields] == ["label", "country_X_hour"]
+
+
+def test_unsupported_element_types_fail_when_the_graph_is_built():
+    numbers = _pipeline() | beam.Create([1, 2])
+    with pytest.raises(TypeError, match="dicts, schema'd rows .* Received: element type int"):
+        _ = numbers | CrossFeatures(CROSSES)
 
 
 def test_schema_fields_must_exist_at_construction_of_the_graph():
