@@ -207,6 +207,28 @@ def test_record_batch_errors_keep_the_row_and_the_rest_crosses():
         )
 
 
+def test_record_batch_null_lists_are_rejected_and_inputs_can_be_dropped():
+    rows = [{"tags": ["a", "b"], "hour": 1, "label": 0}, {"tags": None, "hour": 2, "label": 1}, {"tags": [], "hour": 3, "label": 1}]
+    cross = Cross(["tags", "hour"], 20)
+    expected = tf_bins([[["a", "b"], []], [[1], [3]]], 20)
+    with _pipeline() as p:
+        crossed, rejected = (
+            p | beam.Create([_batch(rows)]) | CrossFeatures([cross], keep_inputs=False).with_exception_handling()
+        )
+        assert_that(
+            crossed | beam.FlatMap(lambda b: b.to_pylist()),
+            equal_to([{"label": 0, "tags_X_hour": expected[0]}, {"label": 1, "tags_X_hour": expected[1]}]),
+            label="crossed",
+        )
+        assert_that(rejected | beam.Map(lambda r: (r.element, r.reason)), equal_to([(rows[1], errors.NULL)]), label="null")
+
+
+def test_a_bad_record_batch_row_fails_the_pipeline_naming_its_row():
+    batch = _batch([{"country": "fr", "hour": 1}, {"country": "us", "hour": None}])
+    with pytest.raises(Exception, match=r"Feature `hour` of cross `country_X_hour`: missing values .* at row 1"), _pipeline() as p:
+        _ = p | beam.Create([batch]) | CrossFeatures(CROSSES[:1])
+
+
 def test_empty_pcollections():
     with _pipeline() as p:
         crossed, rejected = p | beam.Create([]) | CrossFeatures(CROSSES).with_exception_handling()
