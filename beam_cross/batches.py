@@ -41,17 +41,6 @@ class _Missing:
 
 MISSING_VALUE = _Missing()
 
-_REASON_TEXT = {
-    errors.MISSING: "the feature is missing from the row.",
-    errors.NULL: "missing values (None) cannot be crossed; fill or filter them first.",
-    errors.FLOAT: "floats cannot be crossed; only strings and integers can (bucketize or cast first).",
-    errors.BOOL: "booleans cannot be crossed; only strings and integers can (cast to int first).",
-    errors.NESTED: "a nested list cannot be crossed; a value must be a string, an integer or a list of them.",
-    errors.OUT_OF_RANGE: "integers must fit in int64 (or uint64).",
-    errors.UNSUPPORTED: "only strings, bytes and integers (or lists of them) can be crossed.",
-}
-
-
 @dataclass
 class FeatureValues:
     """One feature over a batch, fingerprinted.
@@ -70,7 +59,7 @@ class FeatureValues:
 
 
 def _row_error(feature, reason, value, detail=None) -> FeatureError:
-    return FeatureError(feature, reason, detail or _REASON_TEXT[reason], value)
+    return FeatureError(feature, reason, detail or errors.DETAILS[reason], value)
 
 
 def _check_item(item, feature, declared):

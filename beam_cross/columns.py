@@ -61,19 +61,8 @@ def kind_of(value) -> str:
     return errors.UNSUPPORTED
 
 
-_DETAILS = {
-    errors.NULL: "missing values (None) cannot be crossed; fill or filter them first.",
-    errors.FLOAT: "floats cannot be crossed; only strings and integers can (bucketize or cast first).",
-    errors.BOOL: "booleans cannot be crossed; only strings and integers can (cast to int first).",
-    errors.NESTED: "a nested list cannot be crossed; a value must be a string or an integer.",
-    errors.OUT_OF_RANGE: "integers must fit in int64 (or uint64).",
-    errors.UNSUPPORTED: "only strings, bytes and integers can be crossed.",
-    errors.MIXED_KINDS: "a column must hold only strings or only integers, not both.",
-}
-
-
 def _value_error(feature, reason, value, row) -> FeatureError:
-    return FeatureError(feature, reason, _DETAILS[reason], value, row)
+    return FeatureError(feature, reason, errors.DETAILS[reason], value, row)
 
 
 _UNENCODABLE = "a string must be valid Unicode (encodable as UTF-8), as TensorFlow hashes its UTF-8 bytes."
@@ -249,7 +238,7 @@ def _wrapped_ints(values: np.ndarray, feature, shape) -> FeatureColumn:
     """Python ints mixing int64 and uint64 ranges: each one's 64 bits, as TF would see them."""
     flat = [v for row in values for v in (row if _is_list(row) else [] if row is None else [row])]
     if not all(isinstance(v, (int, np.integer)) for v in flat):
-        raise FeatureError(feature, errors.UNSUPPORTED, _DETAILS[errors.UNSUPPORTED], list(values[:5]))
+        raise FeatureError(feature, errors.UNSUPPORTED, errors.DETAILS[errors.UNSUPPORTED], list(values[:5]))
     if any(_is_list(v) for v in values):
         rows = [v if v is not None else [] for v in values]
         if shape != (len(rows),):
@@ -320,7 +309,7 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
         return _from_objects(values, feature, shape)
     reason = {"f": errors.FLOAT, "c": errors.FLOAT, "b": errors.BOOL}.get(kind, errors.UNSUPPORTED)
     first = values.reshape(-1)[0].item() if values.size else f"dtype={values.dtype}"
-    raise FeatureError(feature, reason, _DETAILS[reason] + f" (dtype {values.dtype})", first, 0 if values.size else None)
+    raise FeatureError(feature, reason, errors.DETAILS[reason] + f" (dtype {values.dtype})", first, 0 if values.size else None)
 
 
 def feature_column(values, feature="feature") -> FeatureColumn:

@@ -22,6 +22,18 @@ SHAPE = "shape"  # a column of the wrong rank or length
 
 REASONS = (MISSING, NULL, FLOAT, BOOL, NESTED, MIXED_KINDS, UNSUPPORTED, OUT_OF_RANGE, SHAPE)
 
+# What each reason means, in the words every error message uses.
+DETAILS = {
+    MISSING: "the feature is missing from the row.",
+    NULL: "missing values (None) cannot be crossed; fill or filter them first.",
+    FLOAT: "floats cannot be crossed; only strings and integers can (bucketize or cast first).",
+    BOOL: "booleans cannot be crossed; only strings and integers can (cast to int first).",
+    NESTED: "a nested list cannot be crossed; a value must be a string, an integer or a list of them.",
+    OUT_OF_RANGE: "integers must fit in int64 (or uint64).",
+    UNSUPPORTED: "only strings, bytes and integers can be crossed, alone or in lists.",
+    MIXED_KINDS: "a column must hold only strings or only integers, not both.",
+}
+
 
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
