@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from beam_cross.cross import check_hash_key, check_num_bins, hashed_cross
@@ -99,3 +100,23 @@ class Cross:
         if missing:
             raise KeyError(f"Cross `{self.name}` needs features {missing}, missing from the input")
         return hashed_cross({f: columns[f] for f in self.features}, self.num_bins, hash_key=self.hash_key)
+
+
+def check_crosses(crosses) -> tuple[Cross, ...]:
+    """A non-empty tuple of :class:`Cross` with unique names, from a list of ``Cross`` or cross dicts.
+
+    >>> [c.name for c in check_crosses([Cross(["a", "b"], 10), {"features": ["b", "c"], "num_bins": 5}])]
+    ['a_X_b', 'b_X_c']
+    """
+    if isinstance(crosses, (Cross, Mapping, str)) or not isinstance(crosses, Iterable):
+        raise TypeError(f"`crosses` must be a list of `Cross` (or of cross dicts). Received: crosses={crosses!r}")
+    checked = tuple(Cross.from_dict(c) if isinstance(c, Mapping) else c for c in crosses)
+    for cross in checked:
+        if not isinstance(cross, Cross):
+            raise TypeError(f"`crosses` must hold `Cross` objects or cross dicts. Received: {cross!r}")
+    if not checked:
+        raise ValueError("`crosses` must hold at least one cross. Received: crosses=[]")
+    names = [c.name for c in checked]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Cross names must be unique. Received: names={names}")
+    return checked

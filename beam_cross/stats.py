@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from beam_cross.cross import hashed_cross
 from beam_cross.errors import FeatureError
-from beam_cross.spec import Cross
+from beam_cross.spec import Cross, check_crosses
 
 DEFAULT_TARGET_COLLISION_SHARE = 0.01
 _COMPACT_EVERY = 1 << 16  # pending cross values before they are folded into the counts
@@ -265,18 +265,6 @@ class CrossStatsAccumulator:
         )
 
 
-def _as_crosses(crosses) -> tuple[Cross, ...]:
-    if isinstance(crosses, Cross):
-        crosses = [crosses]
-    crosses = tuple(crosses)
-    if not crosses or not all(isinstance(c, Cross) for c in crosses):
-        raise TypeError(f"`crosses` must be a Cross or a non-empty list of Cross. Received: crosses={crosses!r}")
-    names = [c.name for c in crosses]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Cross names must be unique. Received: names={names}")
-    return crosses
-
-
 class CrossStatsFn(beam.CombineFn):
     """Beam ``CombineFn``: rows (dicts) or Arrow ``RecordBatch`` es in, a tuple of ``CrossStats`` out.
 
@@ -287,7 +275,7 @@ class CrossStatsFn(beam.CombineFn):
     """
 
     def __init__(self, crosses, *, target_collision_share=DEFAULT_TARGET_COLLISION_SHARE, batch_size=1024):
-        self._crosses = _as_crosses(crosses)
+        self._crosses = check_crosses([crosses] if isinstance(crosses, Cross) else crosses)
         self._target = check_target(target_collision_share)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")

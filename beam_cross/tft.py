@@ -35,7 +35,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform import schema_inference
 
 from beam_cross.cross import check_hash_key, check_num_bins
-from beam_cross.spec import Cross
+from beam_cross.spec import Cross, check_crosses
 from beam_cross.stats import (
     DEFAULT_TARGET_COLLISION_SHARE,
     CrossStats,
@@ -220,11 +220,7 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
 
 
 def _check_crosses(crosses) -> tuple[Cross, ...]:
-    if isinstance(crosses, Cross):
-        crosses = [crosses]
-    crosses = tuple(crosses)
-    if not crosses or not all(isinstance(c, Cross) for c in crosses):
-        raise TypeError(f"`crosses` must be a non-empty list of beam_cross.Cross. Received: crosses={crosses!r}")
+    crosses = check_crosses([crosses] if isinstance(crosses, Cross) else crosses)
     names = [_safe(c.name) for c in crosses]
     if len(set(names)) != len(names):
         raise ValueError(f"Cross names must be unique (after replacing characters unsafe in file names). Received: {names}")

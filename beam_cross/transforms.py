@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typing
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import apache_beam as beam
 import pyarrow as pa
@@ -24,7 +24,7 @@ from apache_beam.transforms.display import DisplayDataItem
 
 from beam_cross.elements import ElementCrosser, Rejected
 from beam_cross.schemas import declared_kinds, output_row_type
-from beam_cross.spec import Cross
+from beam_cross.spec import Cross, check_crosses
 
 __all__ = ["CrossFeatures", "Rejected"]
 
@@ -34,27 +34,15 @@ METRICS_NAMESPACE = "beam_cross"
 
 
 def _check_crosses(crosses) -> tuple[Cross, ...]:
-    if isinstance(crosses, (Cross, Mapping, str)) or not isinstance(crosses, Iterable):
-        raise TypeError(f"`crosses` must be a list of `Cross` (or of cross dicts). Received: crosses={crosses!r}")
-    checked = []
-    for cross in crosses:
-        if isinstance(cross, Mapping):
-            cross = Cross.from_dict(cross)
-        if not isinstance(cross, Cross):
-            raise TypeError(f"`crosses` must hold `Cross` objects or cross dicts. Received: {cross!r}")
+    checked = check_crosses(crosses)
+    for cross in checked:
         if cross.output_mode == "one_hot" and cross.num_bins < 1:
             raise ValueError(f"A one_hot cross needs `num_bins` >= 1. Received: num_bins={cross.num_bins} for cross `{cross.name}`")
-        checked.append(cross)
-    if not checked:
-        raise ValueError("`crosses` must hold at least one cross. Received: crosses=[]")
-    names = [c.name for c in checked]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Cross names must be unique. Received: names={names}")
     features = {f for c in checked for f in c.features}
-    clashing = sorted(set(names) & features)
+    clashing = sorted({c.name for c in checked} & features)
     if clashing:
         raise ValueError(f"A cross must not be named like a feature it could overwrite. Received: names={clashing}")
-    return tuple(checked)
+    return checked
 
 
 def _check_feature_types(feature_types) -> dict:
