@@ -1,15 +1,33 @@
-"""FarmHash ``Fingerprint64`` and TensorFlow's ``FingerprintCat64``, vectorized over NumPy arrays.
+"""FarmHash ``Fingerprint64`` of strings and TensorFlow's ``FingerprintCat64`` fold, over NumPy arrays.
 
-Both functions are written from their published definitions (farmhash ``farmhashna::Hash64``, the
-"forever-fixed" fingerprint TensorFlow uses for strings, and ``FingerprintCat64`` from TensorFlow's
-``fingerprint.h``). Every array here is ``uint64``, where NumPy arithmetic wraps modulo 2**64 as
-the C++ code does. All string inputs arrive as Arrow-style ``(offsets, data)`` buffers, so no
-Python object is touched per string.
+``Fingerprint64`` (farmhash ``farmhashna::Hash64``, the "forever-fixed" fingerprint TensorFlow uses
+for strings) comes from the compiled ``pyfarmhash`` (module ``farmhash``), one call per value. For
+strings of at most 64 bytes already in Arrow layout (``offsets``, ``data`` buffers), a vectorized
+NumPy version of farmhash's short-string cases is faster than making a Python object per value, so
+it is kept for those only. ``FingerprintCat64`` is written from TensorFlow's ``fingerprint.h``.
+Every array here is ``uint64``, where NumPy arithmetic wraps modulo 2**64 as the C++ code does.
 """
 
 from __future__ import annotations
 
+import farmhash
 import numpy as np
+import pyarrow as pa
+
+
+def _check_farmhash() -> None:
+    """pyfarmhash before 0.4 hashes neither bytes nor strings holding a NUL; refuse it at import."""
+    try:
+        farmhash.fingerprint64(b"\x00")
+        farmhash.fingerprint64("\x00")
+    except (AttributeError, TypeError, ValueError):
+        raise ImportError(
+            "beam_cross needs pyfarmhash>=0.4 (module `farmhash` whose `fingerprint64` takes bytes and str). "
+            f"Received: the `farmhash` module at {getattr(farmhash, '__file__', '?')}"
+        ) from None
+
+
+_check_farmhash()
 
 _U = np.uint64
 K0 = _U(0xC3A5C85C97CB3127)
@@ -38,15 +56,6 @@ def _hash_len16(u, v, mul):
     return b * mul
 
 
-def _weak32(w, x, y, z, a, b):
-    a = a + w
-    b = _rot(b + a + z, 21)
-    c = a
-    a = a + x + y
-    b = b + _rot(a, 44)
-    return a + z, b + c
-
-
 def _join(lo, hi, shift):
     """Bytes ``shift/8 ..`` of the 16-byte little-endian pair ``(lo, hi)``, i.e. an unaligned load.
 
@@ -71,14 +80,6 @@ class _ByteReader:
         q = (pos >> _S[3]).astype(np.intp)
         shift = (pos & _S[7]) << _S[3]
         return _join(self.words[q], self.words[q + 1], shift)
-
-    def block(self, pos: np.ndarray) -> np.ndarray:
-        """The 8 consecutive words (one 64-byte block) at each position, as an ``(8, len(pos))`` array."""
-        q = (pos >> _S[3]).astype(np.intp)
-        shift = (pos & _S[7]) << _S[3]
-        # One take of a (9, n) index beats eight separate gathers and a (n, 9) fancy index.
-        words = np.take(self.words, q[None, :] + np.arange(9)[:, None])
-        return _join(words[:8], words[1:], shift)
 
     def u32(self, pos: np.ndarray) -> np.ndarray:
         return self.u64(pos) & _LOW32
@@ -136,89 +137,96 @@ def _len_33_to_64(r: _ByteReader, s, n):
     return _hash_len16(_rot(e + f, 43) + _rot(g, 30) + h, e + _rot(f + a, 18) + g, mul)
 
 
-def _len_over_64(r: _ByteReader, s, n):
-    """Strings over 64 bytes. Callers pass rows sorted by block count, longest first."""
-    blocks = ((n - _S[1]) >> _S[6]).astype(np.intp)
-    m = len(s)
-    seed = _U(81)
-    x = np.full(m, seed * K2, dtype=np.uint64) + r.u64(s)
-    y = np.full(m, seed * K1 + _U(113), dtype=np.uint64)
-    z = np.full(m, _shift_mix((seed * K1 + _U(113)) * K2 + _U(113)) * K2, dtype=np.uint64)
-    # v and w side by side: row 0 is farmhash's v, row 1 its w; pair index .0/.1 -> first/second.
-    first = np.zeros((2, m), np.uint64)
-    second = np.zeros((2, m), np.uint64)
-    for it in range(int(blocks[0])):
-        k = m if blocks[-1] > it else int(np.count_nonzero(blocks > it))  # looping rows: a prefix
-        blk = r.block(s[:k] + _U(64 * it))
-        xk, yk, zk = x[:k], y[:k], z[:k]
-        v0, w0 = first[0, :k], first[1, :k]
-        v1, w1 = second[0, :k], second[1, :k]
-        xk = _rot(xk + yk + v0 + blk[1], 37) * K1
-        yk = _rot(yk + v1 + blk[6], 42) * K1
-        xk ^= w1
-        yk += v0 + blk[5]
-        zk = _rot(zk + w0, 33) * K1
-        seeds_a = np.stack((v1 * K1, zk + w1))
-        seeds_b = np.stack((xk + w0, yk + blk[2]))
-        quads = blk.reshape(2, 4, k)
-        a, b = _weak32(quads[:, 0], quads[:, 1], quads[:, 2], quads[:, 3], seeds_a, seeds_b)
-        first[:, :k], second[:, :k] = a, b
-        x[:k], z[:k] = zk, xk  # std::swap(z, x)
-        y[:k] = yk
-    v0, w0 = first
-    v1, w1 = second
-    mul = K1 + ((z & _U(0xFF)) << _S[1])
-    blk = r.block(s + n - _S[64])
-    w0 = w0 + ((n - _S[1]) & _U(63))
-    v0 = v0 + w0
-    w0 = w0 + v0
-    x = _rot(x + y + v0 + blk[1], 37) * mul
-    y = _rot(y + v1 + blk[6], 42) * mul
-    x ^= w1 * _U(9)
-    y += v0 * _U(9) + blk[5]
-    z = _rot(z + w0, 33) * mul
-    quads = blk.reshape(2, 4, m)
-    (v0, w0), (v1, w1) = _weak32(
-        quads[:, 0], quads[:, 1], quads[:, 2], quads[:, 3],
-        np.stack((v1 * mul, z + w1)), np.stack((x + w0, y + blk[2])),
-    )
-    x, z = z, x
-    return _hash_len16(
-        _hash_len16(v0, w0, mul) + _shift_mix(y) * K0 + z,
-        _hash_len16(v1, w1, mul) + x,
-        mul,
-    )
-
-
 # Small enough that every temporary stays in cache: several times faster than whole-column
-# passes, which are bound by memory bandwidth. (Threads over chunks measured no faster: the GIL
-# is held between the many short ufunc calls.)
+# passes, which are bound by memory bandwidth.
 _CHUNK_ROWS = 4096
+_FOLD_CHUNK_ROWS = 16384
+# Longer strings go to pyfarmhash in slices of this many rows, so that their bytes objects never
+# hold more than a slice of the column at once.
+_OBJECT_CHUNK_ROWS = 65536
 _LENGTH_BOUNDS = np.array([17, 33, 65], dtype=np.uint64)  # class c holds lengths < bound c
-_CLASSES = (_len_0_to_16, _len_17_to_32, _len_33_to_64, _len_over_64)
+_SHORT_CLASSES = (_len_0_to_16, _len_17_to_32, _len_33_to_64)
+
+
+def fingerprint64_objects(values, count: int = -1) -> np.ndarray:
+    """``Fingerprint64`` of each ``str`` (its UTF-8 bytes) or ``bytes`` of an iterable, as uint64.
+
+    Raises ``TypeError`` on a value of another type and ``UnicodeEncodeError`` on a ``str`` that
+    is not valid Unicode (a lone surrogate); callers turn both into a FeatureError.
+
+    >>> fingerprint64_objects(["a", b"a"]).tolist()
+    [12917804110809363939, 12917804110809363939]
+    """
+    return np.fromiter(map(farmhash.fingerprint64, values), np.uint64, count)
 
 
 def fingerprint64_buffers(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     """``Fingerprint64`` of each byte string in Arrow layout: string i is ``data[offsets[i]:offsets[i+1]]``.
 
-    Returns a ``uint64`` array of ``len(offsets) - 1`` fingerprints.
+    Returns a ``uint64`` array of ``len(offsets) - 1`` fingerprints. Strings of up to 64 bytes are
+    hashed here, vectorized; longer ones by pyfarmhash.
     """
     offsets = np.asarray(offsets)
-    starts = offsets[:-1].astype(np.uint64)
     lengths = (offsets[1:] - offsets[:-1]).astype(np.uint64)
-    reader = _ByteReader(np.asarray(data, dtype=np.uint8))
-    out = np.empty(len(starts), dtype=np.uint64)
+    out = np.empty(len(lengths), dtype=np.uint64)
     classes = np.searchsorted(_LENGTH_BOUNDS, lengths, side="right")
-    with np.errstate(over="ignore"):
-        for c, fn in enumerate(_CLASSES):
-            rows = np.flatnonzero(classes == c)
-            if c == 3 and len(rows):
-                # Longest first, so that within a chunk the rows still looping form a prefix.
-                blocks = ((lengths[rows] - _S[1]) >> _S[6]).astype(np.int64)
-                rows = rows[np.argsort(-blocks, kind="stable")]
-            for lo in range(0, len(rows), _CHUNK_ROWS):
-                chunk = rows[lo : lo + _CHUNK_ROWS]
-                out[chunk] = fn(reader, starts[chunk], lengths[chunk])
+    long_rows = np.flatnonzero(classes == len(_SHORT_CLASSES))
+    data = np.asarray(data, dtype=np.uint8)
+    if len(long_rows) < len(out):
+        starts = offsets[:-1].astype(np.uint64)
+        reader = _ByteReader(data)
+        with np.errstate(over="ignore"):
+            for c, fn in enumerate(_SHORT_CLASSES):
+                rows = np.flatnonzero(classes == c)
+                for lo in range(0, len(rows), _CHUNK_ROWS):
+                    chunk = rows[lo : lo + _CHUNK_ROWS]
+                    out[chunk] = fn(reader, starts[chunk], lengths[chunk])
+    if len(long_rows):
+        binary = pa.Array.from_buffers(
+            pa.large_binary(), len(out), [None, pa.py_buffer(offsets.astype(np.int64, copy=False)), pa.py_buffer(data)]
+        )
+        for lo in range(0, len(long_rows), _OBJECT_CHUNK_ROWS):
+            chunk = long_rows[lo : lo + _OBJECT_CHUNK_ROWS]
+            # All long: a slice, no gather.
+            values = binary.slice(lo, len(chunk)) if len(long_rows) == len(out) else binary.take(pa.array(chunk))
+            out[chunk] = fingerprint64_objects(values.to_numpy(zero_copy_only=False), len(chunk))
+    return out
+
+
+def fold_bins(seed: int, columns: list[np.ndarray], modulus: int = 0) -> np.ndarray:
+    """``h = seed``, then ``h = FingerprintCat64(h, column)`` for each column in order, elementwise;
+    then ``h % modulus`` (unless 0). Returns uint64, computed a cache-sized chunk at a time.
+
+    >>> cols = [np.array([1, 2], np.uint64), np.array([3, 4], np.uint64)]
+    >>> fold_bins(7, cols).tolist() == fingerprint_cat64(fingerprint_cat64(7, cols[0]), cols[1]).tolist()
+    True
+    """
+    n = len(columns[0])
+    out = np.empty(n, np.uint64)
+    scratch = np.empty((2, min(n, _FOLD_CHUNK_ROWS)), np.uint64)
+    seed_key = _U(seed) ^ K_MUL
+    mod = _U(modulus)
+    for lo in range(0, n, _FOLD_CHUNK_ROWS):
+        hi = min(n, lo + _FOLD_CHUNK_ROWS)
+        h, t, u = out[lo:hi], scratch[0, : hi - lo], scratch[1, : hi - lo]
+        for j, column in enumerate(columns):
+            np.multiply(column[lo:hi], K_MUL, out=t)  # t = ShiftMix(b * kMul) * kMul
+            np.right_shift(t, _S[47], out=u)
+            np.bitwise_xor(t, u, out=t)
+            np.multiply(t, K_MUL, out=t)
+            if j:  # t ^= h ^ kMul
+                np.bitwise_xor(t, h, out=t)
+                np.bitwise_xor(t, K_MUL, out=t)
+            else:
+                np.bitwise_xor(t, seed_key, out=t)
+            np.multiply(t, K_MUL, out=t)  # h = ShiftMix(ShiftMix(t * kMul) * kMul)
+            np.right_shift(t, _S[47], out=u)
+            np.bitwise_xor(t, u, out=t)
+            np.multiply(t, K_MUL, out=t)
+            np.right_shift(t, _S[47], out=u)
+            np.bitwise_xor(t, u, out=h)
+        if modulus:
+            np.remainder(h, mod, out=h)
     return out
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from beam_cross import errors
-from beam_cross._fingerprint import fingerprint64_buffers
+from beam_cross._fingerprint import fingerprint64_buffers, fingerprint64_objects
 from beam_cross.errors import FeatureError
 
 _STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
@@ -261,16 +261,21 @@ def _objects_to_column(values: np.ndarray, feature, shape) -> FeatureColumn:
             codes = encoded.indices.to_numpy()
             first[codes[::-1]] = np.arange(len(values) - 1, -1, -1)
             order, values = codes, values[first]
-    array = pa.array(values, from_pandas=False)
-    if any(test(array.type) for test in _LIST_TYPES) or pa.types.is_fixed_size_list(array.type):
-        if order is not None:
-            array = array.take(pa.array(order))
-        if pa.types.is_list(array.type) and pa.types.is_null(array.type.value_type):
-            array = array.cast(pa.list_(pa.int64()))  # only empty lists / None: no values
-        if shape != (len(array),):
-            raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
-        return _from_arrow(array, feature)
-    fingerprints, _ = _arrow_fingerprints(array, feature)
+    try:  # strings (the common case): one call into the compiled FarmHash per value
+        fingerprints = fingerprint64_objects(values, len(values))
+    except TypeError:  # not all str / bytes: integers, lists, or a bad value; Arrow sorts them out
+        fingerprints = None
+    if fingerprints is None:
+        array = pa.array(values, from_pandas=False)
+        if any(test(array.type) for test in _LIST_TYPES) or pa.types.is_fixed_size_list(array.type):
+            if order is not None:
+                array = array.take(pa.array(order))
+            if pa.types.is_list(array.type) and pa.types.is_null(array.type.value_type):
+                array = array.cast(pa.list_(pa.int64()))  # only empty lists / None: no values
+            if shape != (len(array),):
+                raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
+            return _from_arrow(array, feature)
+        fingerprints, _ = _arrow_fingerprints(array, feature)
     if order is not None:
         fingerprints = fingerprints[order]
     return FeatureColumn(fingerprints, None, shape)
@@ -299,7 +304,7 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
     if kind in "US":
         flat = values.reshape(-1)
         if _has_inner_nul(flat):  # Arrow's NumPy conversion would cut these strings at the NUL
-            flat = flat.astype(object)
+            return _from_objects(flat.astype(object), feature, shape)
         try:
             array = pa.array(flat, pa.string() if kind == "U" else pa.binary())
         except UnicodeError:  # lone surrogates
@@ -331,9 +336,10 @@ def feature_column(values, feature="feature") -> FeatureColumn:
     if isinstance(values, (str, bytes, int, np.generic)):
         kind = kind_of(values)
         if kind == "string":
-            if isinstance(values, str) and not _encodable(values):
-                raise FeatureError(feature, errors.UNSUPPORTED, _UNENCODABLE, values)
-            return FeatureColumn(_arrow_fingerprints(pa.array([values]), feature)[0], None, ())
+            try:
+                return FeatureColumn(fingerprint64_objects((values,), 1), None, ())
+            except UnicodeEncodeError:
+                raise FeatureError(feature, errors.UNSUPPORTED, _UNENCODABLE, values) from None
         if kind == "int":
             return FeatureColumn(_int_bits(np.array([values])), None, ())
         raise _value_error(feature, kind, values, None)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from beam_cross._fingerprint import fingerprint_cat64
+from beam_cross._fingerprint import fold_bins
 from beam_cross.columns import FeatureColumn, feature_column
 from beam_cross.errors import SHAPE, FeatureError
 
@@ -69,13 +69,12 @@ def _columns(features) -> list[FeatureColumn]:
     return columns
 
 
-def _bins(hashes: np.ndarray, num_bins: int) -> np.ndarray:
-    modulus = np.uint64(num_bins if num_bins > 0 else _INT64_MAX)
-    return np.remainder(hashes, modulus, out=hashes).view(np.int64)
+def _modulus(num_bins: int) -> int:
+    return num_bins if num_bins > 0 else _INT64_MAX
 
 
-def _cartesian_fold(columns: list[FeatureColumn], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, every combination of one value per column (last column fastest), folded."""
+def _cartesian_fold(columns: list[FeatureColumn], seed: int, modulus: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, every combination of one value per column (last column fastest), folded into bins."""
     num_rows = columns[0].num_rows
     counts = [
         np.diff(c.row_splits) if c.row_splits is not None else np.ones(num_rows, np.int64)
@@ -95,10 +94,7 @@ def _cartesian_fold(columns: list[FeatureColumn], seed: int) -> tuple[np.ndarray
         rest //= np.maximum(count, 1)
         start = columns[j].row_splits[row] if columns[j].row_splits is not None else row
         picks[j] = columns[j].fingerprints[start + position]
-    hashes = np.uint64(seed)
-    for values in picks:
-        hashes = fingerprint_cat64(hashes, values)
-    return splits, np.asarray(hashes, np.uint64)
+    return splits, fold_bins(seed, picks, modulus).view(np.int64)
 
 
 def hashed_cross(features, num_bins, *, hash_key=None):
@@ -133,12 +129,10 @@ def hashed_cross(features, num_bins, *, hash_key=None):
     seed = check_hash_key(hash_key) % 2**64
     columns = _columns(features)
     if all(c.row_splits is None for c in columns):
-        hashes = np.uint64(seed)
-        for column in columns:
-            hashes = fingerprint_cat64(hashes, column.fingerprints)
-        return _bins(np.asarray(hashes, np.uint64), num_bins).reshape(columns[0].shape)
-    splits, hashes = _cartesian_fold(columns, seed)
-    values = pa.array(_bins(hashes, num_bins))
+        bins = fold_bins(seed, [c.fingerprints for c in columns], _modulus(num_bins))
+        return bins.view(np.int64).reshape(columns[0].shape)
+    splits, bins = _cartesian_fold(columns, seed, _modulus(num_bins))
+    values = pa.array(bins)
     if splits[-1] <= np.iinfo(np.int32).max:
         return pa.ListArray.from_arrays(pa.array(splits.astype(np.int32)), values)
     return pa.LargeListArray.from_arrays(pa.array(splits), values)

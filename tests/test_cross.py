@@ -370,6 +370,9 @@ def test_shape_errors(features, feature, match):
         ([[1], [2**70]], "out_of_range", 1, 2**70, r"integers must fit"),
         (["ok", "\ud800"], "unsupported_type", 1, "\ud800", r"valid Unicode.*at row 1$"),
         (np.array(["ok", "\ud800"]), "unsupported_type", 1, "\ud800", r"valid Unicode"),
+        (np.array(["o\x00k", "\ud800"]), "unsupported_type", 1, "\ud800", r"valid Unicode"),
+        ([["ok"], ["a", "\ud800"]], "unsupported_type", 1, "\ud800", r"valid Unicode.*at row 1$"),
+        (["ok"] * 9000 + ["\ud800"], "unsupported_type", 9000, "\ud800", r"valid Unicode.*at row 9000$"),
         ([object(), object()], "unsupported_type", 0, None, r"only strings, bytes and integers can be crossed"),
         ({"a": 1, "b": 2}, "unsupported_type", None, {"a": 1, "b": 2}, r"not a dict or a set"),
         ({1, 2}, "unsupported_type", None, {1, 2}, r"not a dict or a set"),
@@ -397,7 +400,8 @@ def test_value_error_in_second_feature_names_it():
 
 
 def test_scalar_value_errors():
-    for scalar, reason in [(1.5, "float"), (None, "null"), (True, "bool"), (2**64, "out_of_range")]:
+    for scalar, reason in [(1.5, "float"), (None, "null"), (True, "bool"), (2**64, "out_of_range"),
+                           ("\ud800", "unsupported_type")]:
         with pytest.raises(ValueError, match=r"^Feature `x`") as info:
             hashed_cross({"x": scalar, "y": 1}, 10)
         assert (info.value.reason, info.value.row) == (reason, None)

@@ -1,4 +1,7 @@
-"""Fingerprint64 / FingerprintCat64 against TensorFlow (golden vectors) and pyfarmhash (live)."""
+"""Fingerprint64 / FingerprintCat64 against TensorFlow (golden vectors) and pyfarmhash (live).
+
+``fingerprint64_objects`` is pyfarmhash itself, so it is checked against the golden vectors only;
+``fingerprint64_buffers`` (vectorized up to 64 bytes, pyfarmhash beyond) against both."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import farmhash
 import numpy as np
 import pytest
 
-from beam_cross._fingerprint import fingerprint64_buffers, fingerprint_cat64
+from beam_cross import _fingerprint
+from beam_cross._fingerprint import fingerprint64_buffers, fingerprint64_objects, fingerprint_cat64, fold_bins
 
 MASK = 2**64 - 1
 
@@ -53,10 +57,40 @@ def test_golden_vectors_agree_with_pyfarmhash(golden):
     assert bad == []
 
 
+def test_golden_vectors_as_python_objects(golden):
+    # bytes as given; str (where the bytes are UTF-8) as its UTF-8 encoding, NULs included.
+    vectors = golden("fingerprint64.json")
+    data = [v["data"] for v in vectors]
+    assert mismatches(data, fingerprint64_objects(data), [v["fingerprint64"] for v in vectors]) == []
+    texts = [(v["data"].decode("utf-8"), v["fingerprint64"]) for v in vectors if _is_utf8(v["data"])]
+    # Every length class of farmhashna (0, 1-3, 4-7, 8-16, 17-32, 33-64, over 64), NULs, non-ASCII.
+    classes = {int(np.searchsorted([1, 4, 8, 17, 33, 65], len(t.encode()), side="right")) for t, _ in texts}
+    assert classes == set(range(7))
+    assert any("\x00" in t for t, _ in texts) and any(not t.isascii() for t, _ in texts)
+    got = fingerprint64_objects(t for t, _ in texts)
+    assert [(t, int(g)) for (t, _), g in zip(texts, got)] == texts
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_objects_refuse_other_types_and_lone_surrogates():
+    with pytest.raises(TypeError):
+        fingerprint64_objects(["a", 1])
+    with pytest.raises(UnicodeEncodeError):
+        fingerprint64_objects(["a", "\ud800"])
+
+
 def test_many_rows_over_several_chunks_in_shuffled_order(golden):
+    # Long strings (pyfarmhash) and short ones (vectorized) interleaved, over several object chunks.
     vectors = golden("fingerprint64.json")
     rng = np.random.default_rng(1)
-    picks = rng.integers(0, len(vectors), 20_000)
+    picks = rng.integers(0, len(vectors), 3 * _fingerprint._OBJECT_CHUNK_ROWS)
     strings = [vectors[i]["data"] for i in picks]
     got = fingerprint64_buffers(*buffers(strings))
     assert mismatches(strings, got, [vectors[i]["fingerprint64"] for i in picks]) == []
@@ -78,6 +112,14 @@ def test_utf8_text_vs_pyfarmhash():
     strings = [t.encode("utf-8") for t in texts]
     got = fingerprint64_buffers(*buffers(strings))
     assert mismatches(strings, got, [farmhash.fingerprint64(t) for t in texts]) == []
+
+
+def test_only_long_strings_over_several_chunks(golden, monkeypatch):
+    monkeypatch.setattr(_fingerprint, "_OBJECT_CHUNK_ROWS", 7)
+    vectors = [v for v in golden("fingerprint64.json") if v["length"] > 64][:50]
+    strings = [v["data"] for v in vectors]
+    got = fingerprint64_buffers(*buffers(strings, np.int32, lead=b"xy"))
+    assert mismatches(strings, got, [v["fingerprint64"] for v in vectors]) == []
 
 
 def test_no_strings():
@@ -122,3 +164,16 @@ def test_one_long_string_among_short_ones_vs_pyfarmhash():
     strings.insert(2500, rng.integers(0, 256, 2**20, dtype=np.uint8).tobytes())  # 16384 blocks of 64 bytes
     got = fingerprint64_buffers(*buffers(strings))
     assert mismatches(strings, got, [farmhash.fingerprint64(s) for s in strings]) == []
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 3 * 16384 + 7])
+@pytest.mark.parametrize("modulus", [0, 1, 1000, 2**63 - 1])
+def test_fold_bins_is_the_cat64_fold_then_modulo_over_chunks(rows, modulus):
+    rng = np.random.default_rng(rows)
+    columns = [rng.integers(0, 2**64, rows, dtype=np.uint64, endpoint=False) for _ in range(3)]
+    got = fold_bins(0xDECAFCAFFE, columns, modulus)
+    want = [0xDECAFCAFFE] * rows
+    for column in columns:
+        want = [_cat64_model(h, int(v)) for h, v in zip(want, column)]
+    assert got.dtype == np.uint64
+    assert got.tolist() == [h % modulus if modulus else h for h in want]
