@@ -167,12 +167,14 @@ def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
             if declared is None or len(column.fingerprints) == 0 or _arrow_kind(array.type) in (None, declared):
                 is_list = None if column.row_splits is None else np.ones(len(array), bool)
                 return FeatureValues(column.fingerprints, column.row_splits, is_list, {}, array)
-    return _fingerprint_rows(_as_python(array), feature, declared)
+    return _fingerprint_rows(as_python(array), feature, declared)
 
 
-def _as_python(array):
+def as_python(array) -> list:
     """The values as Python objects; strings as their bytes, so that a string column holding
     invalid UTF-8 reads as the bytes the fast path hashes instead of failing to decode."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     value_type = array.type.value_type if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) else array.type
     if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
         binary = pa.large_binary()
@@ -241,15 +243,17 @@ def _cross_fingerprints(cross: Cross, columns: list[FeatureValues], num_rows: in
     return bins, scalar
 
 
-def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, engine=None) -> CrossedBatch:
+def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, engine=None,
+                rejected: dict[int, FeatureError] | None = None) -> CrossedBatch:
     """Crosses every cross over a batch; a row fails if any of its crosses fails.
 
     ``columns`` maps each feature used by ``crosses`` to its :class:`FeatureValues`. ``engine``
     is None (the NumPy core) or a callable ``engine(cross, columns, rows) -> list-typed Arrow array``
     computing the bins of the given rows another way (see :mod:`beam_cross.tf_engine`).
-    A row's error is the first found, crosses in order, features in order.
+    ``rejected`` holds rows already rejected by the caller. A row's error is the first found:
+    the caller's, then crosses in order, features in order.
     """
-    rejected: dict[int, FeatureError] = {}
+    rejected = dict(rejected or {})
     per_cross = []
     for cross in crosses:
         feature_columns = [columns[f] for f in cross.features]
