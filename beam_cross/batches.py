@@ -276,7 +276,9 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
                         "output_mode='one_hot' needs exactly one crossed value per row (single-valued features).",
                         f"{int(lengths[row])} crossed values", None, cross.name,
                     )
-    kept = np.setdiff1d(np.arange(num_rows), np.fromiter(rejected, np.int64, len(rejected)), assume_unique=True)
+    kept = np.arange(num_rows)
+    if rejected:
+        kept = np.setdiff1d(kept, np.fromiter(rejected, np.int64, len(rejected)), assume_unique=True)
     result = CrossedBatch(kept, rejected, {}, {})
     take = pa.array(kept) if len(rejected) else None
     for cross, feature_columns in per_cross:

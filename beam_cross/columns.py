@@ -25,6 +25,7 @@ _STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binar
 _LIST_TYPES = (pa.types.is_list, pa.types.is_large_list)
 # Deduplicate strings when a sample of this many values has at most half distinct values.
 _DEDUP_SAMPLE = 4096
+_DEDUP_MIN_ROWS = 64  # Python objects: worth it from a few dozen rows (a Beam batch of dicts)
 
 
 @dataclass(frozen=True)
@@ -276,12 +277,14 @@ def _distinct_objects(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray
     """``(order, distinct)`` with ``distinct[order] == values``, when many rows share one object
     (values drawn from a vocabulary), so that each distinct object is fingerprinted once; else
     ``(None, values)``. Equal but distinct objects are still correct, just not shared."""
-    if len(values) <= 2 * _DEDUP_SAMPLE:
+    if len(values) < _DEDUP_MIN_ROWS:
         return None, values
     addresses = _object_addresses(values)
-    if len(np.unique(addresses[:_DEDUP_SAMPLE])) * 2 > _DEDUP_SAMPLE:
-        return None, values
+    if len(values) > _DEDUP_SAMPLE and len(np.unique(addresses[:_DEDUP_SAMPLE])) * 2 > _DEDUP_SAMPLE:
+        return None, values  # a long column of mostly distinct objects: not worth encoding
     encoded = pa.array(addresses).dictionary_encode()
+    if len(encoded.dictionary) * 2 > len(values):
+        return None, values
     first = np.empty(len(encoded.dictionary), np.int64)
     codes = encoded.indices.to_numpy()
     first[codes[::-1]] = np.arange(len(values) - 1, -1, -1)

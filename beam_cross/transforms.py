@@ -13,6 +13,7 @@ count ``rows_crossed`` and ``rows_rejected_<reason>``.
 
 from __future__ import annotations
 
+import operator
 import typing
 from collections.abc import Mapping
 
@@ -31,6 +32,7 @@ __all__ = ["CrossFeatures", "Rejected"]
 
 ENGINES = ("numpy", "tensorflow")
 ERRORS_TAG = "errors"
+_VALUE_OF = operator.attrgetter("value")
 METRICS_NAMESPACE = "beam_cross"
 
 
@@ -183,9 +185,9 @@ class _CrossBatchesDoFn(_CrossingDoFn):
                 for ok, value in self._cross_record_batch(element)]
 
     def _flush(self, pending) -> list:
-        outputs, rejected = self._cross_elements([windowed.value for windowed in pending])
+        outputs, rejected = self._cross_elements(list(map(_VALUE_OF, pending)))
         if not rejected:
-            return [windowed.with_value(value) for windowed, value in zip(pending, outputs)]
+            return list(map(WindowedValue.with_value, pending, outputs))
         return [
             beam.pvalue.TaggedOutput(ERRORS_TAG, windowed.with_value(rejected[i])) if i in rejected
             else windowed.with_value(outputs[i])
