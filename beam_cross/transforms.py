@@ -14,11 +14,13 @@ count ``rows_crossed`` and ``rows_rejected_<reason>``.
 from __future__ import annotations
 
 import operator
+import pickle
 import typing
 from collections.abc import Mapping
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.coders import coder_impl
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.utils.windowed_value import WindowedValue
@@ -126,7 +128,8 @@ class _CrossingDoFn(beam.DoFn):
 
 class _Batch(list):
     """Buffered elements (as WindowedValues) on their way from :class:`_BufferRows` to
-    :class:`_CrossBatchesDoFn`; ``window`` is the one window in which the batch is crossed."""
+    :class:`_CrossBatchesDoFn`; ``window`` is the one window in which the batch is crossed. A
+    RecordBatch travels alone in a ``_Batch`` whose ``window`` is None (crossed in every window)."""
 
     def __init__(self, windowed_values, window):
         super().__init__(windowed_values)
@@ -134,6 +137,25 @@ class _Batch(list):
 
     def __reduce__(self):  # pickled with its window when a runner does not fuse the two steps
         return (_Batch, (list(self), self.window))
+
+
+def _estimated_size(batch: _Batch) -> int:
+    if batch.window is None:
+        return batch[0].get_total_buffer_size()
+    return 100 * len(batch)  # a rough figure for Beam's sampled byte counters
+
+
+class _BatchCoder(beam.coders.PickleCoder):
+    """Pickles a :class:`_Batch`, but estimates its size without encoding it: Beam samples the
+    size of a step's outputs, and pickling a thousand buffered rows (or a RecordBatch) only to
+    count their bytes costs more than crossing them."""
+
+    def _create_impl(self):
+        protocol = pickle.HIGHEST_PROTOCOL
+        return coder_impl.CallbackCoderImpl(lambda x: pickle.dumps(x, protocol), pickle.loads, _estimated_size)
+
+
+beam.coders.registry.register_coder(_Batch, _BatchCoder)
 
 
 class _BufferRows(beam.DoFn):
@@ -156,7 +178,7 @@ class _BufferRows(beam.DoFn):
     def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
         # Not a generator: most calls only buffer, and returning a tuple is cheaper than a generator.
         if isinstance(element, pa.RecordBatch):
-            return (element,)
+            return (_Batch((element,), None),)
         self._pending.append(windowed_value)
         if len(self._pending) >= self._batch_size:
             # Emitted in every window of the current element; crossed in the first one only.
@@ -177,12 +199,12 @@ class _CrossBatchesDoFn(_CrossingDoFn):
     with their own timestamp, windows and pane."""
 
     def process(self, element, window=beam.DoFn.WindowParam):
-        if isinstance(element, _Batch):
-            if window != element.window:
-                return ()  # the batch's copy in another window of the element that completed it
-            return self._flush(element)
-        return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
-                for ok, value in self._cross_record_batch(element)]
+        if element.window is None:  # a RecordBatch, crossed in each of its windows
+            return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
+                    for ok, value in self._cross_record_batch(element[0])]
+        if window != element.window:
+            return ()  # the batch's copy in another window of the element that completed it
+        return self._flush(element)
 
     def _flush(self, pending) -> list:
         outputs, rejected = self._cross_elements(list(map(_VALUE_OF, pending)))
@@ -354,7 +376,7 @@ class CrossFeatures(beam.PTransform):
         else:
             results = (
                 pcoll
-                | "Batch" >> beam.ParDo(_BufferRows(self._batch_size))
+                | "Batch" >> beam.ParDo(_BufferRows(self._batch_size)).with_output_types(_Batch)
                 | "Cross" >> beam.ParDo(_CrossBatchesDoFn(*args)).with_outputs(ERRORS_TAG, main="crossed")
             )
             crossed, errors = results.crossed, results[ERRORS_TAG]
