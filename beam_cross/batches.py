@@ -56,6 +56,7 @@ class FeatureValues:
     is_list: np.ndarray | None
     errors: dict[int, FeatureError]
     raw: object = field(repr=False, default=None)
+    one_per_row: bool | None = field(repr=False, default=None)  # cached by _one_value_per_row
 
 
 def _row_error(feature, reason, value, detail=None) -> FeatureError:
@@ -295,11 +296,12 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
 
 
 def _one_value_per_row(column: FeatureValues) -> bool:
-    if column.row_splits is None:
-        return not column.errors
-    return not column.errors and len(column.fingerprints) == len(column.row_splits) - 1 and bool(
-        np.all(column.row_splits[1:] - column.row_splits[:-1] == 1)
-    )
+    if column.one_per_row is None:  # computed once per column, however many crosses use it
+        splits = column.row_splits
+        column.one_per_row = not column.errors and (splits is None or (
+            len(column.fingerprints) == len(splits) - 1 and bool(np.all(splits[1:] - splits[:-1] == 1))
+        ))
+    return column.one_per_row
 
 
 def _scalar_mask(columns: list[FeatureValues], kept: np.ndarray) -> np.ndarray:
