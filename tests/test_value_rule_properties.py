@@ -188,6 +188,11 @@ def test_element_crosser_outcome_is_the_rule_alone_and_in_any_batch(rows, batch_
         got += [(row["id"], "ok", out[CROSS.name]) if out is not None else (row["id"], rejected[k].reason, rejected[k].feature)
                 for k, (row, out) in enumerate(zip(chunk, outputs))]
     assert got == expected
+    if len(rows) <= 8:  # the TF engine, on the same rows, gives the same outcomes (a sample: TF calls are slow)
+        from beam_cross.tf_engine import cross_with_tensorflow
+
+        with_tf = ElementCrosser([CROSS], engine=cross_with_tensorflow)
+        assert [_outcome_alone(with_tf, row) for row in rows] == expected
 
 
 def _pipeline_outcomes(p, rows, batch_size, label, spread=False):
