@@ -7,6 +7,7 @@ written files are read back and counted.
 # No `from __future__ import annotations`: Beam reads the batch type of `process_batch` at runtime.
 import csv
 import json
+import os
 import typing
 import uuid
 
@@ -194,3 +195,36 @@ def test_threshold_lets_a_bundle_at_the_threshold_pass():
 def test_threshold_is_validated(threshold):
     with pytest.raises(ValueError, match=r"`threshold` must be a number from 0 to 1. Received: threshold="):
         CrossFeatures([CROSS]).with_exception_handling(threshold=threshold)
+
+
+def test_a_record_batch_in_two_windows_is_crossed_once_per_window():
+    from apache_beam.transforms.window import SlidingWindows, TimestampedValue
+
+    batch = pa.RecordBatch.from_pylist([{"id": 1, "country": "fr", "hour": 3}, {"id": 2, "country": "de", "hour": 4}])
+    bins = tf_bins([["fr", "de"], [3, 4]], CROSS.num_bins)
+    with beam.Pipeline("FnApiRunner") as p:
+        stamped = p | beam.Create([batch]) | beam.Map(lambda b: TimestampedValue(b, 15.0))
+        crossed = stamped | beam.WindowInto(SlidingWindows(20, 10)) | CrossFeatures([CROSS], batch_size=1)
+        seen = crossed | beam.FlatMap(lambda b, w=beam.DoFn.WindowParam: [(r["id"], r["c"], float(w.start)) for r in b.to_pylist()])
+        assert_that(seen, equal_to([(i, b, start) for i, b in zip((1, 2), bins) for start in (0.0, 10.0)]))
+
+
+def test_outcomes_and_batching_keys_do_not_depend_on_the_hash_seed():
+    import subprocess
+    import sys
+
+    script = (
+        "from beam_cross import Cross; from beam_cross.elements import ElementCrosser; from beam_cross.keys import stable_digest\n"
+        "rows = [{'country': {'fr', 'de', 'us'}, 'hour': 1}, {'country': 'fr', 'hour': 1}]\n"
+        "out, rejected = ElementCrosser([Cross(['country', 'hour'], 1000, name='c')]).cross_elements(rows)\n"
+        "print(rejected[0].reason, out[1]['c'], stable_digest({'tags': {'a', 'b', 'c'}, 'n': 1}))\n"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+                       capture_output=True, text=True, check=True).stdout
+        for seed in ("1", "2", "3")
+    }
+    expected_bin = tf_bins([["fr"], [1]], 1000)[0]
+    assert len(runs) == 1
+    reason, crossed, _ = runs.pop().split()
+    assert (reason, int(crossed)) == (errors.UNSUPPORTED, expected_bin)

@@ -92,7 +92,7 @@ def test_a_killed_dask_worker_loses_and_duplicates_no_row(tmp_path):
     report: dict = {}
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=5"])
+        options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=10"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
         rows = p | beam.Create(list(range(SEEDS))) | "generate" >> beam.FlatMap(make_rows)
         crossed, rejected = rows | CrossFeatures([CROSS], batch_size=512).with_exception_handling()
