@@ -220,3 +220,21 @@ def test_pandas_missing_values_are_nulls():
     assert info.value.reason == reasons.NULL
     series = pd.Series(["b", "a"], index=[10, 11], dtype="category")
     assert feature_column(series).fingerprints.tolist() == fingerprints([b"b", b"a"])
+
+
+def _objects(values) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+@pytest.mark.parametrize("repeat", [3, 100])  # below and above the size where shared objects are deduplicated
+def test_numpy_values_in_object_columns_are_their_values_not_their_buffers(repeat):
+    # pyfarmhash would hash a NumPy scalar or a 0-d array as its raw buffer; the value rule decides first.
+    ints = _objects([np.int64(7), np.uint8(7)] * repeat)
+    assert feature_column(ints).fingerprints.tolist() == feature_column([7, 7] * repeat).fingerprints.tolist()
+    texts = _objects([np.array("ab"), np.str_("ab")] * repeat)
+    assert feature_column(texts).fingerprints.tolist() == fingerprints([b"ab", b"ab"] * repeat)
+    with pytest.raises(FeatureError) as info:
+        feature_column(_objects(["a", np.float64(1.5)] * repeat), "f")
+    assert (info.value.reason, info.value.row) == (reasons.FLOAT, 1)
