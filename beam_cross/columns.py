@@ -2,7 +2,8 @@
 
 Strings (``str`` as UTF-8, ``bytes`` as given) become their FarmHash ``Fingerprint64``; integers
 of any width become the 64 bits of their int64 value, exactly as ``tf.sparse.cross_hashed`` sees
-them. A multivalent column (lists per row) keeps its row splits.
+them. A multivalent column (lists per row) keeps its row splits. Which values can be crossed is
+the rule of :mod:`beam_cross.errors`, applied to each value whatever its neighbours.
 """
 
 from __future__ import annotations
