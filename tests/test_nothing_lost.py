@@ -228,3 +228,31 @@ def test_outcomes_and_batching_keys_do_not_depend_on_the_hash_seed():
     assert len(runs) == 1
     reason, crossed, _ = runs.pop().split()
     assert (reason, int(crossed)) == (errors.UNSUPPORTED, expected_bin)
+
+
+def test_a_record_batch_with_a_duplicate_uncrossed_column_is_crossed_and_its_rejected_rows_keep_both():
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2]), pa.array(["fr", "de"]), pa.array([3, None]), pa.array(["x", "y"]), pa.array(["p", "q"])],
+        ["id", "country", "hour", "label", "label"],
+    )
+    crossed, rejected = ElementCrosser([CROSS]).cross_record_batch(batch)
+    assert crossed.schema.names == ["id", "country", "hour", "label", "label", "c"]
+    assert crossed.column("c").to_pylist() == tf_bins([["fr"], [3]], CROSS.num_bins)
+    assert [(r.reason, r.feature) for r in rejected] == [(errors.NULL, "hour")]
+    assert rejected[0].element.equals(batch.slice(1, 1))  # a dict would lose one of the two labels
+
+
+def test_batches_survive_a_runner_that_encodes_them_between_the_two_steps():
+    from apache_beam.coders import registry
+    from apache_beam.transforms.window import IntervalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    from beam_cross.batching import Batch
+
+    window = IntervalWindow(0, 10)
+    batch = Batch([WindowedValue({"country": "fr", "hour": np.int64(3)}, 5, (window, IntervalWindow(5, 15)))], window)
+    coder = registry.get_coder(Batch)
+    decoded = coder.decode(coder.encode(batch))
+    assert type(decoded) is Batch
+    assert (decoded.window, decoded[0].value, decoded[0].timestamp, decoded[0].windows) == (
+        window, batch[0].value, batch[0].timestamp, batch[0].windows)
