@@ -173,30 +173,45 @@ def _int_bits(numbers: np.ndarray) -> np.ndarray:
     return numbers.astype(np.int64, copy=False).view(np.uint64)
 
 
-def check_list_offsets(array, feature) -> None:
-    """Raises a ``malformed`` FeatureError naming the first bad row when a list array's offsets
-    decrease or run past its values (Arrow builds such arrays without checking them)."""
-    if not any(test(array.type) for test in _LIST_TYPES):
+def check_offsets(array, feature) -> None:
+    """Raises a ``malformed`` FeatureError naming the first bad row when the offsets of a list,
+    string or binary array decrease or run past its values (Arrow builds such arrays without
+    checking them, and reading them gives wrong values or NumPy errors)."""
+    kind = array.type
+    if any(test(kind) for test in _LIST_TYPES):
+        offsets, size, what = array.offsets.to_numpy(), len(array.values), "list"
+    elif any(test(kind) for test in _STRING_TYPES):
+        width = np.dtype(np.int64 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else np.int32)
+        _, offsets_buffer, data_buffer = array.buffers()
+        if offsets_buffer is None:
+            return
+        offsets = np.frombuffer(offsets_buffer, width, len(array) + 1, array.offset * width.itemsize)
+        size, what = (data_buffer.size if data_buffer is not None else 0), "string"
+    else:
         return
-    offsets = array.offsets.to_numpy()
     decreasing = np.flatnonzero(offsets[1:] < offsets[:-1])
     if len(decreasing):
         row = int(decreasing[0])
-        raise FeatureError(feature, errors.MALFORMED, "the list offsets decrease (each row's end must not come before its start).",
+        raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets decrease (each row's end must not come before its start).",
                            f"offsets {int(offsets[row])} -> {int(offsets[row + 1])}", row)
-    if len(offsets) and (offsets[0] < 0 or offsets[-1] > len(array.values)):
-        raise FeatureError(feature, errors.MALFORMED, "the list offsets point outside the values.",
-                           f"offsets {int(offsets[0])}..{int(offsets[-1])} for {len(array.values)} values")
+    if len(offsets) and (offsets[0] < 0 or offsets[-1] > size):
+        raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets point outside the values.",
+                           f"offsets {int(offsets[0])}..{int(offsets[-1])} for {size} values")
+    if what == "list":
+        try:
+            check_offsets(array.values, feature)
+        except FeatureError as error:
+            raise FeatureError(feature, error.reason, error.detail, error.value, _row_of(offsets, error.row)) from None
 
 
 def _from_arrow(array, feature) -> FeatureColumn:
     if isinstance(array, pa.ChunkedArray):
         for chunk in array.chunks:
-            check_list_offsets(_plain(chunk), feature)
+            check_offsets(_plain(chunk), feature)
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     array = _plain(array)
+    check_offsets(array, feature)
     if any(test(array.type) for test in _LIST_TYPES):
-        check_list_offsets(array, feature)
         if array.offset or array.null_count:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
             # feature in a tf.Example.

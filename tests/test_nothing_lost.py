@@ -164,6 +164,20 @@ def test_malformed_list_offsets_are_a_feature_error_naming_the_row():
     assert info.value.reason == errors.MALFORMED
 
 
+def test_malformed_string_offsets_are_a_feature_error_naming_the_row():
+    offsets = pa.py_buffer(np.array([0, 3, 1, 4], np.int32).tobytes())
+    names = pa.StringArray.from_buffers(3, offsets, pa.py_buffer(b"abcd"))
+    with pytest.raises(FeatureError, match=r"Feature `name`: the string offsets decrease .* at row 1"):
+        hashed_cross({"name": names, "hour": [1, 2, 3]}, 10)
+    tags = pa.ListArray.from_arrays(pa.array([0, 1, 3], pa.int32()), names)
+    with pytest.raises(FeatureError, match=r"Feature `tags`: the string offsets decrease .* at row 1"):
+        hashed_cross({"tags": tags, "hour": [1, 2]}, 10)
+    batch = pa.RecordBatch.from_arrays([names, pa.array([1, None, 3])], ["country", "hour"])
+    crossed, rejected = ElementCrosser([CROSS]).cross_record_batch(batch)
+    assert crossed is None
+    assert [(r.element, r.reason, r.feature) for r in rejected] == [({"hour": h}, errors.MALFORMED, "country") for h in (1, None, 3)]
+
+
 def test_a_float_beside_an_int_in_the_core_is_rejected_naming_its_row():
     with pytest.raises(FeatureError, match=r"floats cannot be crossed.* at row 1") as info:
         hashed_cross([[7, np.float16(1.5)], [1, 1]], 1000)
