@@ -290,30 +290,36 @@ def _canonical_column(values: np.ndarray, feature, shape) -> FeatureColumn:
 
 
 def _fast_objects(values: np.ndarray, feature, shape) -> FeatureColumn | None:
-    types = set(map(type, values))
-    if types and types <= _ROW_LIST_TYPES and types != {_NONE}:
-        return _fast_lists(values, types, feature, shape)
-    arrow_type = _arrow_value_type(types)
-    if arrow_type is None:
-        return None
-    order = None
-    if len(values) > 2 * _DEDUP_SAMPLE:
-        # Many rows often share one object (values drawn from a vocabulary): fingerprint each
-        # distinct object once. Equal but distinct objects are still correct, just not shared.
+    num_rows, order = len(values), None
+    if num_rows > 2 * _DEDUP_SAMPLE:
+        # Many rows often share one object (values drawn from a vocabulary): check and fingerprint
+        # each distinct object once. Equal but distinct objects are still correct, just not shared.
         addresses = _object_addresses(values)
         if len(np.unique(addresses[:_DEDUP_SAMPLE])) * 2 <= _DEDUP_SAMPLE:
             encoded = pa.array(addresses).dictionary_encode()
             first = np.empty(len(encoded.dictionary), np.int64)
             codes = encoded.indices.to_numpy()
-            first[codes[::-1]] = np.arange(len(values) - 1, -1, -1)
+            first[codes[::-1]] = np.arange(num_rows - 1, -1, -1)
             order, values = codes, values[first]
+    types = set(map(type, values))
+    if types and types <= _ROW_LIST_TYPES and types != {_NONE}:
+        if shape != (num_rows,):
+            raise FeatureError(feature, errors.SHAPE, _MULTIVALENT_SHAPE, f"shape={shape}")
+        lists = _fast_list_array(values, types)
+        if lists is None:
+            return None
+        return _from_arrow(lists.take(pa.array(order)) if order is not None else lists, feature)
+    arrow_type = _arrow_value_type(types)
+    if arrow_type is None:
+        return None
     fingerprints, _ = _arrow_fingerprints(pa.array(values, arrow_type, from_pandas=False), feature)
     if order is not None:
         fingerprints = fingerprints[order]
     return FeatureColumn(fingerprints, None, shape)
 
 
-def _fast_lists(values: np.ndarray, types: set, feature, shape) -> FeatureColumn | None:
+def _fast_list_array(values: np.ndarray, types: set) -> pa.Array | None:
+    """Rows of lists as an Arrow list array, if every item's exact type is crossed as it is."""
     rows = values
     if np.ndarray in types:  # arrays as Python values: NumPy scalars become ints / str / bytes
         if any(type(v) is np.ndarray and v.ndim != 1 for v in values):
@@ -323,9 +329,7 @@ def _fast_lists(values: np.ndarray, types: set, feature, shape) -> FeatureColumn
     value_type = _arrow_value_type(set(map(type, itertools.chain.from_iterable(present))))
     if value_type is None:
         return None
-    if shape != (len(values),):
-        raise FeatureError(feature, errors.SHAPE, _MULTIVALENT_SHAPE, f"shape={shape}")
-    return _from_arrow(pa.array(rows, pa.large_list(value_type), from_pandas=False), feature)
+    return pa.array(rows, pa.large_list(value_type), from_pandas=False)
 
 
 def _has_inner_nul(flat: np.ndarray) -> bool:
