@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross import errors
-from beam_cross.columns import check_list_offsets, feature_column, kind_of
+from beam_cross.columns import check_offsets, feature_column, kind_of
 from beam_cross.errors import FeatureError
 from beam_cross.spec import Cross
 
@@ -155,7 +155,7 @@ def fingerprint_values(values, feature: str, declared: str | None = None) -> Fea
 def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    check_list_offsets(array, feature)  # a malformed array would read as wrong values below
+    check_offsets(array, feature)  # a malformed array would read as wrong values below
     listed = pa.types.is_list(array.type) or pa.types.is_large_list(array.type)
     clean = array.null_count == 0 and not (listed and array.values.null_count)
     if clean:

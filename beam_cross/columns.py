@@ -2,7 +2,8 @@
 
 Strings (``str`` as UTF-8, ``bytes`` as given) become their FarmHash ``Fingerprint64``; integers
 of any width become the 64 bits of their int64 value, exactly as ``tf.sparse.cross_hashed`` sees
-them. A multivalent column (lists per row) keeps its row splits.
+them. A multivalent column (lists per row) keeps its row splits. Which values can be crossed is
+the rule of :mod:`beam_cross.errors`, applied to each value whatever its neighbours.
 """
 
 from __future__ import annotations
@@ -172,30 +173,45 @@ def _int_bits(numbers: np.ndarray) -> np.ndarray:
     return numbers.astype(np.int64, copy=False).view(np.uint64)
 
 
-def check_list_offsets(array, feature) -> None:
-    """Raises a ``malformed`` FeatureError naming the first bad row when a list array's offsets
-    decrease or run past its values (Arrow builds such arrays without checking them)."""
-    if not any(test(array.type) for test in _LIST_TYPES):
+def check_offsets(array, feature) -> None:
+    """Raises a ``malformed`` FeatureError naming the first bad row when the offsets of a list,
+    string or binary array decrease or run past its values (Arrow builds such arrays without
+    checking them, and reading them gives wrong values or NumPy errors)."""
+    kind = array.type
+    if any(test(kind) for test in _LIST_TYPES):
+        offsets, size, what = array.offsets.to_numpy(), len(array.values), "list"
+    elif any(test(kind) for test in _STRING_TYPES):
+        width = np.dtype(np.int64 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else np.int32)
+        _, offsets_buffer, data_buffer = array.buffers()
+        if offsets_buffer is None:
+            return
+        offsets = np.frombuffer(offsets_buffer, width, len(array) + 1, array.offset * width.itemsize)
+        size, what = (data_buffer.size if data_buffer is not None else 0), "string"
+    else:
         return
-    offsets = array.offsets.to_numpy()
     decreasing = np.flatnonzero(offsets[1:] < offsets[:-1])
     if len(decreasing):
         row = int(decreasing[0])
-        raise FeatureError(feature, errors.MALFORMED, "the list offsets decrease (each row's end must not come before its start).",
+        raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets decrease (each row's end must not come before its start).",
                            f"offsets {int(offsets[row])} -> {int(offsets[row + 1])}", row)
-    if len(offsets) and (offsets[0] < 0 or offsets[-1] > len(array.values)):
-        raise FeatureError(feature, errors.MALFORMED, "the list offsets point outside the values.",
-                           f"offsets {int(offsets[0])}..{int(offsets[-1])} for {len(array.values)} values")
+    if len(offsets) and (offsets[0] < 0 or offsets[-1] > size):
+        raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets point outside the values.",
+                           f"offsets {int(offsets[0])}..{int(offsets[-1])} for {size} values")
+    if what == "list":
+        try:
+            check_offsets(array.values, feature)
+        except FeatureError as error:
+            raise FeatureError(feature, error.reason, error.detail, error.value, _row_of(offsets, error.row)) from None
 
 
 def _from_arrow(array, feature) -> FeatureColumn:
     if isinstance(array, pa.ChunkedArray):
         for chunk in array.chunks:
-            check_list_offsets(_plain(chunk), feature)
+            check_offsets(_plain(chunk), feature)
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     array = _plain(array)
+    check_offsets(array, feature)
     if any(test(array.type) for test in _LIST_TYPES):
-        check_list_offsets(array, feature)
         if array.offset or array.null_count:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
             # feature in a tf.Example.
@@ -292,10 +308,16 @@ def _distinct_objects(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray
 
 
 def _fast_objects(values: np.ndarray, feature, shape) -> FeatureColumn | None:
+    num_rows = len(values)
     order, distinct = _distinct_objects(values)
     types = set(map(type, distinct))  # the same types as all values': the same objects
     if types and types <= _ROW_LIST_TYPES and types != {_NONE}:
-        return _fast_lists(values, types, feature, shape)
+        if shape != (num_rows,):
+            raise FeatureError(feature, errors.SHAPE, _MULTIVALENT_SHAPE, f"shape={shape}")
+        lists = _fast_list_array(distinct, types)
+        if lists is None:
+            return None
+        return _from_arrow(lists.take(pa.array(order)) if order is not None else lists, feature)
     arrow_type = _arrow_value_type(types)
     if arrow_type is None:
         return None
@@ -308,7 +330,8 @@ def _fast_objects(values: np.ndarray, feature, shape) -> FeatureColumn | None:
     return FeatureColumn(fingerprints, None, shape)
 
 
-def _fast_lists(values: np.ndarray, types: set, feature, shape) -> FeatureColumn | None:
+def _fast_list_array(values: np.ndarray, types: set) -> pa.Array | None:
+    """Rows of lists as an Arrow list array, if every item's exact type is crossed as it is."""
     rows = values
     if np.ndarray in types:  # arrays as Python values: NumPy scalars become ints / str / bytes
         if any(type(v) is np.ndarray and v.ndim != 1 for v in values):
@@ -318,9 +341,7 @@ def _fast_lists(values: np.ndarray, types: set, feature, shape) -> FeatureColumn
     value_type = _arrow_value_type(set(map(type, itertools.chain.from_iterable(present))))
     if value_type is None:
         return None
-    if shape != (len(values),):
-        raise FeatureError(feature, errors.SHAPE, _MULTIVALENT_SHAPE, f"shape={shape}")
-    return _from_arrow(pa.array(rows, pa.large_list(value_type), from_pandas=False), feature)
+    return pa.array(rows, pa.large_list(value_type), from_pandas=False)
 
 
 def _has_inner_nul(flat: np.ndarray) -> bool:

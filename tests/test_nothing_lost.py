@@ -164,6 +164,20 @@ def test_malformed_list_offsets_are_a_feature_error_naming_the_row():
     assert info.value.reason == errors.MALFORMED
 
 
+def test_malformed_string_offsets_are_a_feature_error_naming_the_row():
+    offsets = pa.py_buffer(np.array([0, 3, 1, 4], np.int32).tobytes())
+    names = pa.StringArray.from_buffers(3, offsets, pa.py_buffer(b"abcd"))
+    with pytest.raises(FeatureError, match=r"Feature `name`: the string offsets decrease .* at row 1"):
+        hashed_cross({"name": names, "hour": [1, 2, 3]}, 10)
+    tags = pa.ListArray.from_arrays(pa.array([0, 1, 3], pa.int32()), names)
+    with pytest.raises(FeatureError, match=r"Feature `tags`: the string offsets decrease .* at row 1"):
+        hashed_cross({"tags": tags, "hour": [1, 2]}, 10)
+    batch = pa.RecordBatch.from_arrays([names, pa.array([1, None, 3])], ["country", "hour"])
+    crossed, rejected = ElementCrosser([CROSS]).cross_record_batch(batch)
+    assert crossed is None
+    assert [(r.element, r.reason, r.feature) for r in rejected] == [({"hour": h}, errors.MALFORMED, "country") for h in (1, None, 3)]
+
+
 def test_a_float_beside_an_int_in_the_core_is_rejected_naming_its_row():
     with pytest.raises(FeatureError, match=r"floats cannot be crossed.* at row 1") as info:
         hashed_cross([[7, np.float16(1.5)], [1, 1]], 1000)
@@ -228,3 +242,31 @@ def test_outcomes_and_batching_keys_do_not_depend_on_the_hash_seed():
     assert len(runs) == 1
     reason, crossed, _ = runs.pop().split()
     assert (reason, int(crossed)) == (errors.UNSUPPORTED, expected_bin)
+
+
+def test_a_record_batch_with_a_duplicate_uncrossed_column_is_crossed_and_its_rejected_rows_keep_both():
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2]), pa.array(["fr", "de"]), pa.array([3, None]), pa.array(["x", "y"]), pa.array(["p", "q"])],
+        ["id", "country", "hour", "label", "label"],
+    )
+    crossed, rejected = ElementCrosser([CROSS]).cross_record_batch(batch)
+    assert crossed.schema.names == ["id", "country", "hour", "label", "label", "c"]
+    assert crossed.column("c").to_pylist() == tf_bins([["fr"], [3]], CROSS.num_bins)
+    assert [(r.reason, r.feature) for r in rejected] == [(errors.NULL, "hour")]
+    assert rejected[0].element.equals(batch.slice(1, 1))  # a dict would lose one of the two labels
+
+
+def test_batches_survive_a_runner_that_encodes_them_between_the_two_steps():
+    from apache_beam.coders import registry
+    from apache_beam.transforms.window import IntervalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    from beam_cross.batching import Batch
+
+    window = IntervalWindow(0, 10)
+    batch = Batch([WindowedValue({"country": "fr", "hour": np.int64(3)}, 5, (window, IntervalWindow(5, 15)))], window)
+    coder = registry.get_coder(Batch)
+    decoded = coder.decode(coder.encode(batch))
+    assert type(decoded) is Batch
+    assert (decoded.window, decoded[0].value, decoded[0].timestamp, decoded[0].windows) == (
+        window, batch[0].value, batch[0].timestamp, batch[0].windows)

@@ -114,3 +114,19 @@ def test_dask_runner_on_a_local_cluster(tmp_path):
     # Counted first, so that a lost or duplicated row is reported as such.
     assert {k: len(v) for k, v in written.items()} == {k: len(v) for k, v in expected.items()}
     assert {k: sorted(v) for k, v in written.items()} == expected
+
+
+def test_dask_runner_fails_a_bundle_over_the_threshold(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
+    from apache_beam.runners.dask.dask_runner import DaskRunner
+
+    rows = GOOD[:20] + [{"country": "fr", "hour": 1.5}] * 20  # half the rows rejected
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=100"])
+        p = beam.Pipeline(runner=DaskRunner(), options=options)
+        crossed, _ = p | beam.Create(rows) | CrossFeatures(CROSSES[:1]).with_exception_handling(threshold=0.25)
+        _ = crossed | "write" >> beam.ParDo(_WriteLines(str(tmp_path)))
+        result = p.run()
+        with pytest.raises(Exception, match=r"rejected 20 of the 40 rows of a bundle"):
+            result.wait_until_finish()
+        result.client.close()
