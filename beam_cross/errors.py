@@ -9,8 +9,9 @@ its batch, the runner or ``PYTHONHASHSEED``:
 
 - Python and NumPy integers of every width, and 0-d integer arrays, are their int64 bits (a
   uint64 above ``2**63 - 1`` keeps its 64 bits); ``bool`` / ``np.bool_`` are not integers here.
-- ``str`` / ``np.str_`` are their UTF-8 bytes; ``bytes`` / ``np.bytes_`` are their bytes; a 0-d
-  string array is the string it holds.
+- ``str`` / ``np.str_`` are their UTF-8 bytes (every character, also the trailing NULs NumPy's
+  repr hides); ``bytes`` / ``np.bytes_`` are their bytes; a 0-d string array is the string it
+  holds.
 - Rejected, each with a reason: ``None`` (``null``); floats and complex numbers of any type, and
   0-d float arrays (``float``); bools (``bool``); integers outside int64 / uint64 (``out_of_range``);
   sets and other unordered containers, dicts, ``bytearray`` / ``memoryview`` (mutable buffers: pass

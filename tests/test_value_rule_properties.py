@@ -73,7 +73,9 @@ def scalars(draw, buffers=(bytearray, memoryview)):
     if label in ("str", "np_str", "0d_str"):
         string = draw(text)
         value = {"str": string, "np_str": np.str_(string), "0d_str": np.array(string)}[label]
-        held = value.item() if isinstance(value, np.ndarray) else str(value)  # NumPy drops trailing NULs
+        # An np.str_ is the str it is, every character (NumPy's str() and repr hide trailing NULs);
+        # a 0-d array holds what NumPy stored (trailing NULs are its padding).
+        held = value.item() if isinstance(value, np.ndarray) else str.__str__(value)
         return _good(value, "string", held.encode("utf-8"))
     if label in ("bytes", "np_bytes"):
         data = draw(st.binary(max_size=6))
