@@ -118,6 +118,13 @@ def test_routing_never_raises_and_each_row_gets_its_own_outcome(batch_size):
         assert_that(_outcomes(crossed, rejected), equal_to(expected))
 
 
+def test_an_np_str_is_every_character_it_holds():
+    # NumPy's str() and repr hide an np.str_'s trailing NULs; the value itself keeps them.
+    crosser = ElementCrosser([CROSS])
+    outputs, _ = crosser.cross_elements([{"country": np.str_("fr\x00"), "hour": 1}, {"country": "fr", "hour": 2}])
+    assert [o["c"] for o in outputs] == [tf_bins([["fr\x00"], [1]], 1000)[0], tf_bins([["fr"], [2]], 1000)[0]]
+
+
 def test_a_lone_surrogate_is_rejected_beside_good_rows():
     # Not in a pipeline: Beam's own coders cannot encode a lone surrogate (they fail while
     # sampling element sizes), so such a string cannot travel through a Beam PCollection at all.
