@@ -18,10 +18,10 @@ import uuid
 from collections.abc import Mapping
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
 
+from beam_cross import frames
 from beam_cross.elements import ElementCrosser, Rejected
 from beam_cross.schemas import declared_kinds, output_row_type
 from beam_cross.spec import Cross, check_crosses
@@ -91,9 +91,9 @@ class _CrossingDoFn(beam.DoFn):
             counter.inc()
 
     def _cross_record_batch(self, batch):
-        """``[(True, RecordBatch)]`` and ``(False, Rejected)`` pairs for one RecordBatch."""
-        out, rejected = self._crosser.cross_record_batch(batch)
-        self._count(out.num_rows if out is not None else 0, rejected)
+        """``[(True, batch)]`` and ``(False, Rejected)`` pairs for one RecordBatch, Table or DataFrame."""
+        out, rejected = frames.cross_batch(self._crosser, batch)
+        self._count(frames.num_rows(out), rejected)
         outcomes = [(False, record) for record in rejected]
         return ([(True, out)] if out is not None else []) + outcomes
 
@@ -122,7 +122,7 @@ class _CrossBundlesDoFn(_CrossingDoFn):
 
     def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
         # Not a generator: most calls only buffer, and returning None is cheaper than a generator.
-        if isinstance(element, pa.RecordBatch):
+        if frames.is_batch(element):
             return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
                     for ok, value in self._cross_record_batch(element)]
         self._pending.append(windowed_value)
@@ -169,7 +169,7 @@ class _CrossGroupsDoFn(_CrossingDoFn):
         _, elements = keyed_batch
         rows = []
         for element in elements:
-            if isinstance(element, pa.RecordBatch):
+            if frames.is_batch(element):
                 yield from self._cross_record_batch(element)
             else:
                 rows.append(element)
@@ -192,7 +192,8 @@ class CrossFeatures(beam.PTransform):
     The bins are bit for bit those of Keras ``HashedCrossing`` / ``tf.sparse.cross_hashed`` on the
     same values. Elements are dicts (``{"country": "fr", "hour": 13}``), schema'd rows
     (``beam.Row`` / NamedTuple, giving ``beam.Row`` with the new fields) or ``pyarrow.RecordBatch``
-    (giving RecordBatches with new columns). A list value makes a feature multivalent: the row
+    (giving RecordBatches with new columns); ``pyarrow.Table`` and ``pandas.DataFrame`` come back
+    as Tables and DataFrames (see :mod:`beam_cross.frames`). A list value makes a feature multivalent: the row
     gets the list of bins of the cartesian cross, as ``tf.sparse.cross_hashed`` computes it.
 
     Args:
@@ -265,7 +266,8 @@ class CrossFeatures(beam.PTransform):
         input_type = pcoll.element_type
         if input_type in _NOT_ROWS:
             raise TypeError(
-                "CrossFeatures takes dicts, schema'd rows (beam.Row, NamedTuple) or pyarrow.RecordBatch. "
+                "CrossFeatures takes dicts, schema'd rows (beam.Row, NamedTuple), pyarrow RecordBatches or Tables, "
+                "or pandas DataFrames. "
                 f"Received: element type {input_type.__name__}"
             )
         feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
@@ -295,8 +297,8 @@ _NOT_ROWS = (int, float, str, bytes, bool, list, tuple)
 
 
 def _same_kind(input_type):
-    if input_type is pa.RecordBatch:
-        return pa.RecordBatch
+    if frames.is_batch_type(input_type):
+        return input_type
     origin = typing.get_origin(input_type)
     if input_type is dict or origin is dict:
         return typing.Dict[str, typing.Any]  # noqa: UP006 - Beam type hints want typing generics
