@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross import errors
-from beam_cross.columns import feature_column, kind_of
+from beam_cross.columns import check_list_offsets, feature_column, kind_of
 from beam_cross.errors import FeatureError
 from beam_cross.spec import Cross
 
@@ -59,7 +59,7 @@ class FeatureValues:
 
 
 def _row_error(feature, reason, value, detail=None) -> FeatureError:
-    return FeatureError(feature, reason, detail or errors.DETAILS[reason], value)
+    return FeatureError(feature, reason, detail or errors.detail_for(reason, value), value)
 
 
 def _check_item(item, feature, declared):
@@ -85,7 +85,7 @@ def _fingerprint_rows(values, feature, declared) -> FeatureValues:
         if value is MISSING_VALUE:
             bad[row] = _row_error(feature, errors.MISSING, value)
             continue
-        listed = isinstance(value, (list, tuple, np.ndarray))
+        listed = errors.is_list_value(value)
         items = list(value) if listed else [value]
         kinds = set()
         for item in items:
@@ -114,10 +114,8 @@ def _fingerprint_rows(values, feature, declared) -> FeatureValues:
     for items, rows in ((strings, string_rows), (ints, int_rows)):
         if not items:
             continue
-        if items is ints:  # the int64 bits of each integer, as TF casts it
-            column = np.fromiter((v % 2**64 for v in items), np.uint64, len(items))
-        else:
-            column = feature_column(items, feature).fingerprints
+        # Every item is checked: the core takes them as they are (its fast path) or one by one.
+        column = feature_column(items, feature).fingerprints
         rows = np.asarray(rows, np.int64)
         first = np.searchsorted(rows, rows, side="left")  # index of each row's first value in `items`
         position = splits[rows] + (np.arange(len(rows)) - first)
@@ -127,7 +125,7 @@ def _fingerprint_rows(values, feature, declared) -> FeatureValues:
 
 def _first_kind(values):
     for value in values:
-        if isinstance(value, (list, tuple, np.ndarray)):
+        if errors.is_list_value(value):
             if len(value):
                 return kind_of(value[0])
         else:
@@ -149,25 +147,39 @@ def fingerprint_values(values, feature: str, declared: str | None = None) -> Fea
         return FeatureValues(column.fingerprints, None, None, {}, values)
     if any(value is None for value in values):  # the core reads a None list as "no values"; we reject it
         return _fingerprint_rows(values, feature, declared)
-    is_list = np.fromiter((isinstance(v, (list, tuple, np.ndarray)) for v in values), bool, len(values))
+    is_list = np.fromiter(map(errors.is_list_value, values), bool, len(values))
     return FeatureValues(column.fingerprints, column.row_splits, is_list, {}, values)
 
 
 def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    check_list_offsets(array, feature)  # a malformed array would read as wrong values below
     listed = pa.types.is_list(array.type) or pa.types.is_large_list(array.type)
     clean = array.null_count == 0 and not (listed and array.values.null_count)
     if clean:
         try:
             column = feature_column(array, feature)
-        except FeatureError:
-            pass
+        except FeatureError as error:
+            if error.reason == errors.MALFORMED:
+                raise
         else:
             if declared is None or len(column.fingerprints) == 0 or _arrow_kind(array.type) in (None, declared):
                 is_list = None if column.row_splits is None else np.ones(len(array), bool)
                 return FeatureValues(column.fingerprints, column.row_splits, is_list, {}, array)
-    return _fingerprint_rows(array.to_pylist(), feature, declared)
+    return _fingerprint_rows(as_python(array), feature, declared)
+
+
+def as_python(array) -> list:
+    """The values as Python objects; strings as their bytes, so that a string column holding
+    invalid UTF-8 reads as the bytes the fast path hashes instead of failing to decode."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    value_type = array.type.value_type if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) else array.type
+    if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
+        binary = pa.large_binary()
+        array = array.cast(binary if value_type == array.type else pa.large_list(binary))
+    return array.to_pylist()
 
 
 def _arrow_kind(arrow_type):
@@ -231,15 +243,17 @@ def _cross_fingerprints(cross: Cross, columns: list[FeatureValues], num_rows: in
     return bins, scalar
 
 
-def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, engine=None) -> CrossedBatch:
+def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, engine=None,
+                rejected: dict[int, FeatureError] | None = None) -> CrossedBatch:
     """Crosses every cross over a batch; a row fails if any of its crosses fails.
 
     ``columns`` maps each feature used by ``crosses`` to its :class:`FeatureValues`. ``engine``
     is None (the NumPy core) or a callable ``engine(cross, columns, rows) -> list-typed Arrow array``
     computing the bins of the given rows another way (see :mod:`beam_cross.tf_engine`).
-    A row's error is the first found, crosses in order, features in order.
+    ``rejected`` holds rows already rejected by the caller. A row's error is the first found:
+    the caller's, then crosses in order, features in order.
     """
-    rejected: dict[int, FeatureError] = {}
+    rejected = dict(rejected or {})
     per_cross = []
     for cross in crosses:
         feature_columns = [columns[f] for f in cross.features]

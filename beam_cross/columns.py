@@ -8,6 +8,7 @@ them. A multivalent column (lists per row) keeps its row splits.
 from __future__ import annotations
 
 import ctypes
+import itertools
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
@@ -44,33 +45,16 @@ class FeatureColumn:
         return len(self.row_splits) - 1 if self.row_splits is not None else len(self.fingerprints)
 
 
-def kind_of(value) -> str:
-    """``"string"``, ``"int"``, or the :mod:`beam_cross.errors` reason that rejects ``value``."""
-    if isinstance(value, (str, bytes)):
-        return "string"
-    if isinstance(value, (bool, np.bool_)):
-        return errors.BOOL
-    if isinstance(value, (int, np.integer)):
-        return "int" if -(2**63) <= value < 2**64 else errors.OUT_OF_RANGE
-    if value is None or type(value).__name__ == "NAType":  # pandas.NA, without importing pandas
-        return errors.NULL
-    if isinstance(value, (float, np.floating)):
-        return errors.FLOAT
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return errors.NESTED
-    return errors.UNSUPPORTED
+# The value rule lives in beam_cross.errors; this name is kept for the modules that import it here.
+kind_of = errors.value_kind
 
 
 def _value_error(feature, reason, value, row) -> FeatureError:
-    return FeatureError(feature, reason, errors.DETAILS[reason], value, row)
+    return FeatureError(feature, reason, errors.detail_for(reason, value), value, row)
 
 
-_UNENCODABLE = "a string must be valid Unicode (encodable as UTF-8), as TensorFlow hashes its UTF-8 bytes."
 _NOT_A_LIST = "a multivalent column needs a list (or None) in every row, not a scalar."
-
-
-def _is_list(value) -> bool:
-    return isinstance(value, (list, tuple, np.ndarray))
+_is_list = errors.is_list_value
 
 
 def _first_bad_value(values, feature) -> FeatureError | None:
@@ -83,26 +67,27 @@ def _first_bad_value(values, feature) -> FeatureError | None:
         if multivalent and value is None:
             continue  # a None list is "no values": the row has no crosses
         if multivalent and not _is_list(value):
+            if kind_of(value) == errors.UNSUPPORTED:  # a set or a dict: say why it is no list
+                return _value_error(feature, errors.UNSUPPORTED, value, row)
             return FeatureError(feature, errors.SHAPE, _NOT_A_LIST, value, row)
         for item in value if multivalent else [value]:
             kind = kind_of(item)
-            if kind not in ("string", "int"):
+            if kind not in (errors.STRING, errors.INT):
                 return _value_error(feature, kind, item, row)
             if first_kind is None:
                 first_kind = kind
             elif kind != first_kind:
                 return _value_error(feature, errors.MIXED_KINDS, item, row)
-            if isinstance(item, str) and not _encodable(item):
-                return FeatureError(feature, errors.UNSUPPORTED, _UNENCODABLE, item, row)
     return None
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def canonical_fingerprints(items, kind: str, feature="feature") -> np.ndarray:
+    """Fingerprints of values that :func:`beam_cross.errors.value_kind` found all of ``kind``,
+    converted one by one (the slow path: values of types the fast paths do not know exactly)."""
+    if kind == errors.INT:
+        return np.fromiter((errors.canonical(v, kind) for v in items), np.uint64, len(items))
+    array = pa.array([errors.canonical(v, kind) for v in items], pa.binary())
+    return _arrow_fingerprints(array, feature)[0]
 
 
 def _object_addresses(values: np.ndarray) -> np.ndarray:
@@ -187,11 +172,30 @@ def _int_bits(numbers: np.ndarray) -> np.ndarray:
     return numbers.astype(np.int64, copy=False).view(np.uint64)
 
 
+def check_list_offsets(array, feature) -> None:
+    """Raises a ``malformed`` FeatureError naming the first bad row when a list array's offsets
+    decrease or run past its values (Arrow builds such arrays without checking them)."""
+    if not any(test(array.type) for test in _LIST_TYPES):
+        return
+    offsets = array.offsets.to_numpy()
+    decreasing = np.flatnonzero(offsets[1:] < offsets[:-1])
+    if len(decreasing):
+        row = int(decreasing[0])
+        raise FeatureError(feature, errors.MALFORMED, "the list offsets decrease (each row's end must not come before its start).",
+                           f"offsets {int(offsets[row])} -> {int(offsets[row + 1])}", row)
+    if len(offsets) and (offsets[0] < 0 or offsets[-1] > len(array.values)):
+        raise FeatureError(feature, errors.MALFORMED, "the list offsets point outside the values.",
+                           f"offsets {int(offsets[0])}..{int(offsets[-1])} for {len(array.values)} values")
+
+
 def _from_arrow(array, feature) -> FeatureColumn:
     if isinstance(array, pa.ChunkedArray):
+        for chunk in array.chunks:
+            check_list_offsets(_plain(chunk), feature)
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     array = _plain(array)
     if any(test(array.type) for test in _LIST_TYPES):
+        check_list_offsets(array, feature)
         if array.offset or array.null_count:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
             # feature in a tf.Example.
@@ -216,40 +220,66 @@ def _row_of(splits, value_index):
     return int(np.searchsorted(splits, value_index, side="right") - 1)
 
 
+_NONE = type(None)
+_BYTES_TYPES = frozenset({bytes, np.bytes_})
+_ROW_LIST_TYPES = frozenset({list, tuple, np.ndarray, _NONE})
+_MULTIVALENT_SHAPE = "a multivalent column must be 1-D (one list per row)."
+
+
+def _arrow_value_type(types: set):
+    """The Arrow type for values whose exact Python types are ``types``, if every one of them is
+    crossed as it is (see :mod:`beam_cross.errors`); None sends the column to the slow path."""
+    if types <= errors.STRING_TYPES:
+        return pa.binary() if types & _BYTES_TYPES else pa.string()
+    if types <= errors.INT_TYPES:
+        return pa.int64()
+    return None
+
+
 def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
-    """An object array of str / bytes / int, or of lists of them (multivalent)."""
+    """An object array of str / bytes / int, or of lists of them (multivalent).
+
+    The fast paths hand the column to Arrow only when the exact type of every value is one the
+    rule crosses unchanged (Arrow's own inference would cast a NumPy float next to an int); every
+    other column is checked and converted value by value, so a value's outcome never depends on
+    its neighbours."""
     values = np.ascontiguousarray(values.reshape(-1))
     try:
-        return _objects_to_column(values, feature, shape)
+        column = _fast_objects(values, feature, shape)
     except FeatureError as error:
-        if error.reason == errors.SHAPE:
+        if error.reason in (errors.SHAPE, errors.MALFORMED):
             raise
-        # Report the caller's row and value, whichever path (dedup, Arrow's type inference) failed.
-        raise (_first_bad_value(values, feature) or error) from None
-    except (pa.ArrowException, OverflowError, UnicodeError):
-        bad = _first_bad_value(values, feature)
-        if bad is not None:
-            raise bad from None
-        # Every value is an int, but some need int64 and others uint64, so Arrow found no type.
-        return _wrapped_ints(values, feature, shape)
+        column = None
+    except (pa.ArrowException, OverflowError, UnicodeError, ValueError, TypeError):
+        column = None  # e.g. integers above int64 (uint64 range), lone surrogates: checked below
+    return column if column is not None else _canonical_column(values, feature, shape)
 
 
-def _wrapped_ints(values: np.ndarray, feature, shape) -> FeatureColumn:
-    """Python ints mixing int64 and uint64 ranges: each one's 64 bits, as TF would see them."""
-    flat = [v for row in values for v in (row if _is_list(row) else [] if row is None else [row])]
-    if not all(isinstance(v, (int, np.integer)) for v in flat):
-        raise FeatureError(feature, errors.UNSUPPORTED, errors.DETAILS[errors.UNSUPPORTED], list(values[:5]))
+def _canonical_column(values: np.ndarray, feature, shape) -> FeatureColumn:
+    bad = _first_bad_value(values, feature)
+    if bad is not None:
+        raise bad
     if any(_is_list(v) for v in values):
-        rows = [v if v is not None else [] for v in values]
-        if shape != (len(rows),):
-            raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
-        splits = np.cumsum([0] + [len(row) for row in rows]).astype(np.int64)
-        bits = np.array([int(v) % 2**64 for row in rows for v in row], np.uint64)
-        return FeatureColumn(bits, splits, (len(rows),))
-    return FeatureColumn(np.array([int(v) % 2**64 for v in values], np.uint64), None, shape)
+        if shape != (len(values),):
+            raise FeatureError(feature, errors.SHAPE, _MULTIVALENT_SHAPE, f"shape={shape}")
+        rows = [list(v) if v is not None else [] for v in values]
+        flat = [item for row in rows for item in row]
+        splits = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([len(row) for row in rows], out=splits[1:])
+    else:
+        flat, splits = list(values), None
+    kind = kind_of(flat[0]) if flat else errors.INT
+    fingerprints = canonical_fingerprints(flat, kind, feature)
+    return FeatureColumn(fingerprints, splits, (len(values),) if splits is not None else shape)
 
 
-def _objects_to_column(values: np.ndarray, feature, shape) -> FeatureColumn:
+def _fast_objects(values: np.ndarray, feature, shape) -> FeatureColumn | None:
+    types = set(map(type, values))
+    if types and types <= _ROW_LIST_TYPES and types != {_NONE}:
+        return _fast_lists(values, types, feature, shape)
+    arrow_type = _arrow_value_type(types)
+    if arrow_type is None:
+        return None
     order = None
     if len(values) > 2 * _DEDUP_SAMPLE:
         # Many rows often share one object (values drawn from a vocabulary): fingerprint each
@@ -261,19 +291,25 @@ def _objects_to_column(values: np.ndarray, feature, shape) -> FeatureColumn:
             codes = encoded.indices.to_numpy()
             first[codes[::-1]] = np.arange(len(values) - 1, -1, -1)
             order, values = codes, values[first]
-    array = pa.array(values, from_pandas=False)
-    if any(test(array.type) for test in _LIST_TYPES) or pa.types.is_fixed_size_list(array.type):
-        if order is not None:
-            array = array.take(pa.array(order))
-        if pa.types.is_list(array.type) and pa.types.is_null(array.type.value_type):
-            array = array.cast(pa.list_(pa.int64()))  # only empty lists / None: no values
-        if shape != (len(array),):
-            raise FeatureError(feature, errors.SHAPE, "a multivalent column must be 1-D (one list per row).", f"shape={shape}")
-        return _from_arrow(array, feature)
-    fingerprints, _ = _arrow_fingerprints(array, feature)
+    fingerprints, _ = _arrow_fingerprints(pa.array(values, arrow_type, from_pandas=False), feature)
     if order is not None:
         fingerprints = fingerprints[order]
     return FeatureColumn(fingerprints, None, shape)
+
+
+def _fast_lists(values: np.ndarray, types: set, feature, shape) -> FeatureColumn | None:
+    rows = values
+    if np.ndarray in types:  # arrays as Python values: NumPy scalars become ints / str / bytes
+        if any(type(v) is np.ndarray and v.ndim != 1 for v in values):
+            return None
+        rows = [v.tolist() if type(v) is np.ndarray else v for v in values]
+    present = rows if _NONE not in types else [v for v in rows if v is not None]
+    value_type = _arrow_value_type(set(map(type, itertools.chain.from_iterable(present))))
+    if value_type is None:
+        return None
+    if shape != (len(values),):
+        raise FeatureError(feature, errors.SHAPE, _MULTIVALENT_SHAPE, f"shape={shape}")
+    return _from_arrow(pa.array(rows, pa.large_list(value_type), from_pandas=False), feature)
 
 
 def _has_inner_nul(flat: np.ndarray) -> bool:
@@ -309,7 +345,8 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
         return _from_objects(values, feature, shape)
     reason = {"f": errors.FLOAT, "c": errors.FLOAT, "b": errors.BOOL}.get(kind, errors.UNSUPPORTED)
     first = values.reshape(-1)[0].item() if values.size else f"dtype={values.dtype}"
-    raise FeatureError(feature, reason, errors.DETAILS[reason] + f" (dtype {values.dtype})", first, 0 if values.size else None)
+    detail = errors.detail_for(reason, first) + f" (dtype {values.dtype})"
+    raise FeatureError(feature, reason, detail, first, 0 if values.size else None)
 
 
 def feature_column(values, feature="feature") -> FeatureColumn:
@@ -328,21 +365,15 @@ def feature_column(values, feature="feature") -> FeatureColumn:
         return _from_arrow(values, feature)
     if isinstance(values, np.ndarray):
         return _from_numpy(values, feature)
-    if isinstance(values, (str, bytes, int, np.generic)):
-        kind = kind_of(values)
-        if kind == "string":
-            if isinstance(values, str) and not _encodable(values):
-                raise FeatureError(feature, errors.UNSUPPORTED, _UNENCODABLE, values)
-            return FeatureColumn(_arrow_fingerprints(pa.array([values]), feature)[0], None, ())
-        if kind == "int":
-            return FeatureColumn(_int_bits(np.array([values])), None, ())
+    if isinstance(values, (str, bytes, int, float, complex, np.generic)) or values is None:
+        kind = kind_of(values)  # a scalar: a column of one row, shape ()
+        if kind in (errors.STRING, errors.INT):
+            return FeatureColumn(canonical_fingerprints([values], kind, feature), None, ())
         raise _value_error(feature, kind, values, None)
-    if values is None or isinstance(values, float):
-        raise _value_error(feature, kind_of(values), values, None)
-    if isinstance(values, (Mapping, Set)):  # unordered, or keyed: rows would be silently mixed up
+    if isinstance(values, (Mapping, Set, bytearray, memoryview)):  # unordered, keyed or a buffer of bytes
         raise FeatureError(
             feature, errors.UNSUPPORTED,
-            "a column must be a sequence of values (list, tuple, array), not a dict or a set.",
+            "a column must be a sequence of values (list, tuple, array), not a dict or a set (nor a bytearray / memoryview).",
             values,
         )
     try:

@@ -73,6 +73,8 @@ class ElementCrosser:
         self.feature_types = dict(feature_types or {})
         self.features = tuple(dict.fromkeys(f for cross in self.crosses for f in cross.features))
         self._consumed = set(self.features)
+        # Cross names that must not already be a field of an element (the output would overwrite it).
+        self._guarded = tuple(c.name for c in self.crosses if keep_inputs or c.name not in self._consumed)
 
     def _fingerprint(self, get_column, num_rows):
         columns = {}
@@ -84,13 +86,35 @@ class ElementCrosser:
             )
         return columns
 
-    def _check_clash(self, names):
-        for cross in self.crosses:
-            if cross.name in names and (self.keep_inputs or cross.name not in self._consumed):
-                raise ValueError(
-                    f"Cross `{cross.name}` would overwrite the input field `{cross.name}`; give the cross "
-                    f"another name (Cross(..., name=...)). Received: fields={sorted(names)}"
+    def _clash(self, name, fields) -> FeatureError:
+        return FeatureError(
+            name, errors.NAME_CLASH,
+            f"the element already has a field `{name}`, which the cross would overwrite; give the cross "
+            "another name (Cross(..., name=...)).", f"fields={sorted(map(str, fields))}", None, name,
+        )
+
+    def _clashes(self, mappings) -> dict[int, FeatureError]:
+        """Row -> error for the rows holding a field named like a cross."""
+        clashes: dict[int, FeatureError] = {}
+        for name in self._guarded:
+            for row in [i for i, m in enumerate(mappings) if name in m]:
+                clashes.setdefault(row, self._clash(name, mappings[row]))
+        return clashes
+
+    def _batch_error(self, batch: pa.RecordBatch) -> FeatureError | None:
+        """Why a whole RecordBatch cannot be crossed (a cross name already a column, a feature
+        named by two columns), or None."""
+        names = batch.schema.names
+        for name in self._guarded:
+            if name in names:
+                return self._clash(name, names)
+        for feature in self.features:
+            if names.count(feature) > 1:
+                return FeatureError(
+                    feature, errors.NAME_CLASH, "the RecordBatch has two columns of this name; which one to cross is ambiguous.",
+                    f"columns={names}", None,
                 )
+        return None
 
     def _maybe_raise(self, crossed, in_batch=False):
         if self.raise_errors and crossed.rejected:
@@ -121,7 +145,8 @@ class ElementCrosser:
         if not rows:
             return outputs, rejected
         columns = self._fingerprint(lambda f: [row.get(f, MISSING_VALUE) for row in rows], len(rows))
-        crossed = cross_batch(self.crosses, columns, len(rows), engine=self.engine)
+        clashes = self._clashes(rows) if self._guarded else None
+        crossed = cross_batch(self.crosses, columns, len(rows), engine=self.engine, rejected=clashes)
         self._maybe_raise(crossed)
         for row, error in crossed.rejected.items():
             position = row if positions is None else positions[row]
@@ -139,9 +164,6 @@ class ElementCrosser:
 
     def _crossed_mappings(self, mappings: list, crossed) -> list[dict]:
         """The output dicts: each input (or its unconsumed fields) plus one field per cross."""
-        for cross in self.crosses:
-            if (self.keep_inputs or cross.name not in self._consumed) and any(cross.name in m for m in mappings):
-                self._check_clash(next(m for m in mappings if cross.name in m).keys())
         if self.keep_inputs:
             outs = [dict(m) for m in mappings]
         else:
@@ -153,15 +175,26 @@ class ElementCrosser:
         return outs
 
     def cross_record_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch | None, list[Rejected]]:
-        """The crossed rows as one RecordBatch (None if all were rejected), and the rejected rows."""
-        names = set(batch.schema.names)
-        self._check_clash(names)
-        columns = self._fingerprint(lambda f: batch.column(f) if f in names else None, batch.num_rows)
+        """The crossed rows as one RecordBatch (None if all were rejected), and the rejected rows.
+
+        A RecordBatch that cannot be crossed as a whole (a column named like a cross, a feature
+        named twice, malformed Arrow data) has each of its rows rejected with the reason."""
+        error = self._batch_error(batch)
+        try:
+            if error is None:
+                names = set(batch.schema.names)
+                columns = self._fingerprint(lambda f: batch.column(f) if f in names else None, batch.num_rows)
+        except FeatureError as malformed:
+            if malformed.reason != errors.MALFORMED:
+                raise
+            error = malformed
+        if error is not None:
+            if self.raise_errors:
+                raise error
+            return None, [rejected_from(_row_element(batch, row), error) for row in range(batch.num_rows)]
         crossed = cross_batch(self.crosses, columns, batch.num_rows, engine=self.engine)
         self._maybe_raise(crossed, in_batch=True)
-        rejected = [
-            rejected_from(batch.slice(row, 1).to_pylist()[0], error) for row, error in sorted(crossed.rejected.items())
-        ]
+        rejected = [rejected_from(_row_element(batch, row), error) for row, error in sorted(crossed.rejected.items())]
         if batch.num_rows and not len(crossed.kept):
             return None, rejected
         out = batch.take(pa.array(crossed.kept)) if crossed.rejected else batch
@@ -172,6 +205,26 @@ class ElementCrosser:
             column = bins_as_arrow(crossed.bins[cross.name], crossed.scalar[cross.name], cross, listed)
             out = out.append_column(cross.name, column)
         return out, rejected
+
+
+def _row_element(batch: pa.RecordBatch, row: int):
+    """A RecordBatch row for a Rejected record: a dict, or, when the batch has two columns of one
+    name (a dict would lose one), the one-row RecordBatch. A value Arrow cannot read (malformed
+    data, invalid UTF-8) is left out of the dict rather than invented."""
+    names = batch.schema.names
+    if len(set(names)) < len(names):
+        return batch.slice(row, 1)
+    try:
+        return batch.slice(row, 1).to_pylist()[0]
+    except (pa.ArrowException, UnicodeDecodeError):
+        readable = {}
+        for name, column in zip(names, batch.columns):
+            try:
+                column.slice(row, 1).validate(full=True)
+                readable[name] = column[row].as_py()
+            except (pa.ArrowException, UnicodeDecodeError):
+                continue
+        return readable
 
 
 def _is_list_type(arrow_type) -> bool:

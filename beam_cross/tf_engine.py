@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from beam_cross.columns import kind_of
+from beam_cross import errors
+from beam_cross.batches import as_python
 from beam_cross.spec import Cross
 
 
@@ -26,12 +27,14 @@ def _import_tensorflow():
 
 
 def _row_items(raw, row):
+    """The row's values as plain ints (their 64 bits) and bytes (UTF-8 for str), as TF takes them."""
     value = raw[row]
-    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    items = list(value) if errors.is_list_value(value) else [value]
+    return [errors.canonical(item, errors.value_kind(item)) for item in items]
 
 
 def _as_int64(value: int) -> int:
-    return value - 2**64 if value >= 2**63 else int(value)  # uint64 beyond int64: same 64 bits
+    return value - 2**64 if value >= 2**63 else value  # uint64 beyond int64: same 64 bits
 
 
 def _ragged(tf, rows_items, kind):
@@ -51,12 +54,13 @@ def cross_with_tensorflow(cross: Cross, columns, kept: np.ndarray) -> pa.Array:
     crossed as ragged (sparse) inputs, so multivalent rows get the cartesian cross TF defines.
     """
     tf = _import_tensorflow()
-    raws = [c.raw.to_pylist() if isinstance(c.raw, (pa.Array, pa.ChunkedArray)) else c.raw for c in columns]
+    raws = [as_python(c.raw) if isinstance(c.raw, (pa.Array, pa.ChunkedArray)) else c.raw for c in columns]
     per_row = [[_row_items(raw, row) for row in kept.tolist()] for raw in raws]
     groups: dict[tuple, list[int]] = {}
     for position in range(len(kept)):
         signature = tuple(
-            kind_of(items[position][0]) if items[position] else "string" for items in per_row
+            (errors.INT if isinstance(items[position][0], int) else errors.STRING) if items[position] else errors.STRING
+            for items in per_row
         )
         groups.setdefault(signature, []).append(position)
     results: list = [None] * len(kept)

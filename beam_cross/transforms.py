@@ -14,15 +14,16 @@ count ``rows_crossed`` and ``rows_rejected_<reason>``.
 from __future__ import annotations
 
 import typing
-import uuid
 from collections.abc import Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
+from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_cross import frames
 from beam_cross.elements import ElementCrosser, Rejected
+from beam_cross.keys import stable_digest
 from beam_cross.schemas import declared_kinds, output_row_type
 from beam_cross.spec import Cross, check_crosses
 
@@ -65,11 +66,15 @@ def _make_engine(name):
 
 
 class _CrossingDoFn(beam.DoFn):
-    """Shared by both batching strategies: crossing, counting, and routing or raising errors."""
+    """Shared by both batching strategies: crossing, counting, and routing or raising errors.
 
-    def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors):
+    With a ``threshold`` below 1, a bundle whose share of rejected rows exceeds it fails (at the
+    end of the bundle, so the share is over the whole bundle)."""
+
+    def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors, threshold=1.0):
         self._args = (crosses, keep_inputs, engine, feature_types)
         self._route_errors = route_errors
+        self._threshold = threshold
 
     def setup(self):
         crosses, keep_inputs, engine, feature_types = self._args
@@ -80,7 +85,20 @@ class _CrossingDoFn(beam.DoFn):
         self._crossed_counter = Metrics.counter(METRICS_NAMESPACE, "rows_crossed")
         self._rejected_counters = {}
 
+    def start_bundle(self):
+        self._bundle_rows = self._bundle_rejected = 0
+
+    def finish_bundle(self):
+        rows, bad = self._bundle_rows, self._bundle_rejected
+        if self._threshold < 1 and bad > rows * self._threshold:
+            raise ValueError(
+                f"CrossFeatures rejected {bad} of the {rows} rows of a bundle ({bad / rows:.2%}), more than "
+                f"with_exception_handling(threshold={self._threshold}) allows."
+            )
+
     def _count(self, crossed: int, rejected: list[Rejected]):
+        self._bundle_rows += crossed + len(rejected)
+        self._bundle_rejected += len(rejected)
         if crossed:
             self._crossed_counter.inc(crossed)
         for record in rejected:
@@ -104,17 +122,30 @@ class _CrossingDoFn(beam.DoFn):
         return outputs, rejected
 
 
-class _CrossBundlesDoFn(_CrossingDoFn):
-    """Buffers dicts and rows per bundle (up to ``batch_size``), crosses RecordBatches at once.
+class _Batch(list):
+    """Buffered elements (as WindowedValues) on their way from :class:`_BufferRows` to
+    :class:`_CrossBatchesDoFn`; ``window`` is the one window in which the batch is crossed."""
 
-    Each buffered output is emitted as a WindowedValue with its own input's timestamp, windows and
-    pane. Beam multiplies the windows of a WindowedValue emitted from ``process`` by the current
-    input's window count, so a full buffer is only flushed while the current input has one window
-    (the rest waits for the next such input or for ``finish_bundle``).
+    def __init__(self, windowed_values, window):
+        super().__init__(windowed_values)
+        self.window = window
+
+    def __reduce__(self):  # pickled with its window when a runner does not fuse the two steps
+        return (_Batch, (list(self), self.window))
+
+
+class _BufferRows(beam.DoFn):
+    """Buffers dicts and rows into :class:`_Batch` elements of up to ``batch_size``; RecordBatches,
+    already batches, pass through.
+
+    A full buffer is emitted from ``process``, the rest from ``finish_bundle``. Only the next step,
+    :class:`_CrossBatchesDoFn`, receives them, and it emits from ``process`` alone: Beam (2.77) flushes
+    a batched consumer such as ``WriteToJson`` before a DoFn's ``finish_bundle``, so anything a DoFn
+    emits there towards such a consumer is dropped. The buffer lives in one bundle: a retried
+    bundle starts from an empty one.
     """
 
-    def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors, batch_size):
-        super().__init__(crosses, keep_inputs, engine, feature_types, route_errors)
+    def __init__(self, batch_size):
         self._batch_size = batch_size
 
     def start_bundle(self):
@@ -123,20 +154,35 @@ class _CrossBundlesDoFn(_CrossingDoFn):
     def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
         # Not a generator: most calls only buffer, and returning None is cheaper than a generator.
         if frames.is_batch(element):
-            return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
-                    for ok, value in self._cross_record_batch(element)]
+            return (element,)
         self._pending.append(windowed_value)
-        if len(self._pending) >= self._batch_size and len(windowed_value.windows) == 1:
-            return self._flush()
-        return ()
+        if len(self._pending) >= self._batch_size:
+            # Emitted in every window of the current element; crossed in the first one only.
+            batch, self._pending = _Batch(self._pending, windowed_value.windows[0]), []
+            return (batch,)
+        return None
 
     def finish_bundle(self):
-        return self._flush()
+        if self._pending:
+            first, window = self._pending[0], self._pending[0].windows[0]
+            batch, self._pending = _Batch(self._pending, window), []
+            return [WindowedValue(batch, first.timestamp, (window,))]
+        return None
 
-    def _flush(self) -> list:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return []
+
+class _CrossBatchesDoFn(_CrossingDoFn):
+    """Crosses each :class:`_Batch` or RecordBatch in ``process``; buffered elements come back out
+    with their own timestamp, windows and pane."""
+
+    def process(self, element, window=beam.DoFn.WindowParam):
+        if isinstance(element, _Batch):
+            if window != element.window:
+                return None  # the batch's copy in another window of the element that completed it
+            return self._flush(element)
+        return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
+                for ok, value in self._cross_record_batch(element)]
+
+    def _flush(self, pending) -> list:
         outputs, rejected = self._cross_elements([windowed.value for windowed in pending])
         if not rejected:
             return [windowed.with_value(value) for windowed, value in zip(pending, outputs)]
@@ -148,22 +194,35 @@ class _CrossBundlesDoFn(_CrossingDoFn):
 
 
 class _KeyByBatch(beam.DoFn):
-    """Keys elements by (bundle, position // batch_size): a GroupByKey then rebuilds the batches."""
+    """Keys elements by (bundle digest, position // batch_size): a GroupByKey then rebuilds batches.
+
+    The key is deterministic in the bundle's input: the digest of its first element (see
+    :mod:`beam_cross.keys`) and the element's position. A recomputed bundle gives every element the
+    key it had before, so a runner that redoes lost work (Dask) neither loses nor duplicates rows.
+    Bundles whose first elements are equal share keys: their groups merge, which is harmless.
+    """
 
     def __init__(self, batch_size):
         self._batch_size = batch_size
 
     def start_bundle(self):
-        self._bundle = uuid.uuid4().hex
+        self._bundle = None
         self._count = 0
 
     def process(self, element):
+        if self._bundle is None:
+            self._bundle = stable_digest(element)
         self._count += 1
         yield (self._bundle, self._count // self._batch_size), element
 
 
 class _CrossGroupsDoFn(_CrossingDoFn):
-    """Crosses a grouped batch in ``process`` and emits ``(ok, value)`` pairs on one output."""
+    """Crosses a grouped batch in ``process`` (``batch_size`` elements at a time) and emits
+    ``(ok, value)`` pairs on one output."""
+
+    def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors, threshold, batch_size):
+        super().__init__(crosses, keep_inputs, engine, feature_types, route_errors, threshold)
+        self._batch_size = batch_size
 
     def process(self, keyed_batch):
         _, elements = keyed_batch
@@ -173,8 +232,9 @@ class _CrossGroupsDoFn(_CrossingDoFn):
                 yield from self._cross_record_batch(element)
             else:
                 rows.append(element)
-        if rows:
-            outputs, rejected = self._cross_elements(rows)
+        for start in range(0, len(rows), self._batch_size):
+            chunk = rows[start : start + self._batch_size]
+            outputs, rejected = self._cross_elements(chunk)
             for i, value in enumerate(outputs):
                 yield (False, rejected[i]) if i in rejected else (True, value)
 
@@ -193,8 +253,9 @@ class CrossFeatures(beam.PTransform):
     same values. Elements are dicts (``{"country": "fr", "hour": 13}``), schema'd rows
     (``beam.Row`` / NamedTuple, giving ``beam.Row`` with the new fields) or ``pyarrow.RecordBatch``
     (giving RecordBatches with new columns); ``pyarrow.Table`` and ``pandas.DataFrame`` come back
-    as Tables and DataFrames (see :mod:`beam_cross.frames`). A list value makes a feature multivalent: the row
-    gets the list of bins of the cartesian cross, as ``tf.sparse.cross_hashed`` computes it.
+    as Tables and DataFrames (see :mod:`beam_cross.frames`). A list value makes a feature
+    multivalent: the row gets the list of bins of the cartesian cross, as ``tf.sparse.cross_hashed``
+    computes it.
 
     Args:
         crosses: a list of :class:`~beam_cross.Cross` (or of their dicts, ``Cross.to_dict()``).
@@ -253,16 +314,25 @@ class CrossFeatures(beam.PTransform):
             "batch_size": DisplayDataItem(self._batch_size, label="Batch size"),
         }
 
-    def with_exception_handling(self) -> _CrossFeaturesWithErrors:
+    def with_exception_handling(self, *, threshold: float = 1.0) -> _CrossFeaturesWithErrors:
         """A transform returning ``(crossed, errors)``; errors are :class:`Rejected` records, and
-        every input row ends in exactly one of the two."""
-        return _CrossFeaturesWithErrors(self)
+        every input row ends in exactly one of the two: nothing a row holds fails the pipeline.
+
+        Args:
+            threshold: the largest share of rejected rows a bundle may have, as in Beam's
+                ``ParDo.with_exception_handling``. Defaults to 1.0 (never fail); with 0.1, a bundle
+                rejecting more than 10% of its rows fails (and the runner retries or stops).
+                The share is counted per bundle, on every runner.
+        """
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(f"`threshold` must be a number from 0 to 1. Received: threshold={threshold!r}")
+        return _CrossFeaturesWithErrors(self, float(threshold))
 
     def expand(self, pcoll):
         crossed, _ = self._expand(pcoll, route_errors=False)
         return crossed
 
-    def _expand(self, pcoll, route_errors: bool):
+    def _expand(self, pcoll, route_errors: bool, threshold: float = 1.0):
         input_type = pcoll.element_type
         if input_type in _NOT_ROWS:
             raise TypeError(
@@ -272,19 +342,21 @@ class CrossFeatures(beam.PTransform):
             )
         feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
         output_type = output_row_type(input_type, self._crosses, self._keep_inputs) or _same_kind(input_type)
-        args = (self._crosses, self._keep_inputs, self._engine, feature_types, route_errors)
+        args = (self._crosses, self._keep_inputs, self._engine, feature_types, route_errors, threshold)
         if _runs_on_dask(pcoll.pipeline):
             outcomes = (
                 pcoll
                 | "KeyIntoBatches" >> beam.ParDo(_KeyByBatch(self._batch_size))
                 | "GroupIntoBatches" >> beam.GroupByKey()
-                | "CrossBatches" >> beam.ParDo(_CrossGroupsDoFn(*args))
+                | "CrossBatches" >> beam.ParDo(_CrossGroupsDoFn(*args, self._batch_size))
             )
             crossed = outcomes | "Crossed" >> beam.FlatMap(lambda o: [o[1]] if o[0] else [])
             errors = outcomes | "Rejected" >> beam.FlatMap(lambda o: [] if o[0] else [o[1]])
         else:
-            results = pcoll | "Cross" >> beam.ParDo(_CrossBundlesDoFn(*args, self._batch_size)).with_outputs(
-                ERRORS_TAG, main="crossed"
+            results = (
+                pcoll
+                | "Batch" >> beam.ParDo(_BufferRows(self._batch_size))
+                | "Cross" >> beam.ParDo(_CrossBatchesDoFn(*args)).with_outputs(ERRORS_TAG, main="crossed")
             )
             crossed, errors = results.crossed, results[ERRORS_TAG]
         crossed.element_type = output_type
@@ -308,12 +380,17 @@ def _same_kind(input_type):
 class _CrossFeaturesWithErrors(beam.PTransform):
     """``CrossFeatures(...).with_exception_handling()``: returns ``(crossed, errors)``."""
 
-    def __init__(self, cross_features: CrossFeatures):
+    def __init__(self, cross_features: CrossFeatures, threshold: float = 1.0):
         super().__init__(cross_features.label)
         self._cross_features = cross_features
+        self._threshold = threshold
 
     def display_data(self) -> dict:
-        return {**self._cross_features.display_data(), "errors": DisplayDataItem("routed", label="Bad rows")}
+        return {
+            **self._cross_features.display_data(),
+            "errors": DisplayDataItem("routed", label="Bad rows"),
+            "threshold": DisplayDataItem(self._threshold, label="Largest share of rejected rows per bundle"),
+        }
 
     def expand(self, pcoll):
-        return self._cross_features._expand(pcoll, route_errors=True)
+        return self._cross_features._expand(pcoll, route_errors=True, threshold=self._threshold)
