@@ -17,6 +17,7 @@ import sys
 import pyarrow as pa
 
 from beam_cross.elements import ElementCrosser, Rejected
+from beam_cross.errors import describe
 from beam_cross.spec import check_crosses
 
 __all__ = ["cross_batch", "is_batch", "num_rows", "output_schema"]
@@ -60,7 +61,7 @@ def cross_batch(crosser: ElementCrosser, batch) -> tuple[object | None, list[Rej
         return (None if out is None else pa.Table.from_batches([out])), rejected
     if is_dataframe(batch):
         return _cross_dataframe(crosser, batch)
-    raise TypeError(f"`batch` must be a pyarrow RecordBatch or Table, or a pandas DataFrame. Received: {batch!r}")
+    raise TypeError(f"`batch` must be a pyarrow RecordBatch or Table, or a pandas DataFrame. Received: {describe(batch)}")
 
 
 def _table_as_batch(table: pa.Table) -> pa.RecordBatch:
