@@ -146,6 +146,33 @@ def test_multivalent_and_one_hot_crosses_on_schemad_rows():
         assert_that(out["bad"], equal_to([]), label="bad")
 
 
+def test_errors_are_in_beams_standard_format_strip_error_metadata_recovers_the_rows():
+    spec = """
+type: composite
+input: input
+transforms:
+  - type: CrossFeatures
+    name: Cross
+    input: input
+    config:
+      crosses: [{features: [country, hour], num_bins: 10}]
+      error_handling: {output: errors}
+  - type: StripErrorMetadata
+    input: Cross.errors
+output:
+  good: Cross
+  bad: StripErrorMetadata
+"""
+    row_type = RowTypeConstraint.from_fields([("country", typing.Optional[str]), ("hour", int)])  # noqa: UP045 (Beam schemas)
+    rows = [beam.Row(country="fr", hour=1), beam.Row(country=None, hour=2), beam.Row(country="us", hour=3)]
+    ids = hashed_cross([["fr", "us"], [1, 3]], 10).tolist()
+    with beam.Pipeline("FnApiRunner") as p:
+        out = _yaml_pipeline(spec, p | beam.Create(rows).with_output_types(row_type))
+        assert_that(out["good"] | beam.Map(lambda r: (r.country, r.hour, r.country_X_hour)),
+                    equal_to([("fr", 1, ids[0]), ("us", 3, ids[1])]), label="good")
+        assert_that(out["bad"] | beam.Map(lambda r: (r.country, r.hour)), equal_to([(None, 2)]), label="bad")
+
+
 def test_without_error_handling_a_bad_row_fails_the_pipeline():
     spec = """
 type: chain
