@@ -191,7 +191,8 @@ class ElementCrosser:
         if error is not None:
             if self.raise_errors:
                 raise error
-            return None, [rejected_from(_row_element(batch, row), error) for row in range(batch.num_rows)]
+            element = _readable_row if error.reason == errors.MALFORMED else _row_element
+            return None, [rejected_from(element(batch, row), error) for row in range(batch.num_rows)]
         crossed = cross_batch(self.crosses, columns, batch.num_rows, engine=self.engine)
         self._maybe_raise(crossed, in_batch=True)
         rejected = [rejected_from(_row_element(batch, row), error) for row, error in sorted(crossed.rejected.items())]
@@ -209,22 +210,27 @@ class ElementCrosser:
 
 def _row_element(batch: pa.RecordBatch, row: int):
     """A RecordBatch row for a Rejected record: a dict, or, when the batch has two columns of one
-    name (a dict would lose one), the one-row RecordBatch. A value Arrow cannot read (malformed
-    data, invalid UTF-8) is left out of the dict rather than invented."""
+    name (a dict would lose one), the one-row RecordBatch."""
     names = batch.schema.names
     if len(set(names)) < len(names):
         return batch.slice(row, 1)
     try:
         return batch.slice(row, 1).to_pylist()[0]
-    except (pa.ArrowException, UnicodeDecodeError):
-        readable = {}
-        for name, column in zip(names, batch.columns):
-            try:
-                column.slice(row, 1).validate(full=True)
-                readable[name] = column[row].as_py()
-            except (pa.ArrowException, UnicodeDecodeError):
-                continue
-        return readable
+    except (pa.ArrowException, UnicodeDecodeError):  # e.g. invalid UTF-8 in a string column
+        return _readable_row(batch, row)
+
+
+def _readable_row(batch: pa.RecordBatch, row: int) -> dict:
+    """The row as a dict of the columns that pass Arrow's full validation: a value of a malformed
+    column is left out rather than read as something it is not."""
+    readable = {}
+    for name, column in zip(batch.schema.names, batch.columns):
+        try:
+            column.validate(full=True)
+            readable[name] = column[row].as_py()
+        except (pa.ArrowException, UnicodeDecodeError):
+            continue
+    return readable
 
 
 def _is_list_type(arrow_type) -> bool:

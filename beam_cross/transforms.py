@@ -152,7 +152,7 @@ class _BufferRows(beam.DoFn):
         self._pending = []
 
     def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
-        # Not a generator: most calls only buffer, and returning None is cheaper than a generator.
+        # Not a generator: most calls only buffer, and returning a tuple is cheaper than a generator.
         if frames.is_batch(element):
             return (element,)
         self._pending.append(windowed_value)
@@ -160,7 +160,7 @@ class _BufferRows(beam.DoFn):
             # Emitted in every window of the current element; crossed in the first one only.
             batch, self._pending = _Batch(self._pending, windowed_value.windows[0]), []
             return (batch,)
-        return None
+        return ()
 
     def finish_bundle(self):
         if self._pending:
@@ -177,7 +177,7 @@ class _CrossBatchesDoFn(_CrossingDoFn):
     def process(self, element, window=beam.DoFn.WindowParam):
         if isinstance(element, _Batch):
             if window != element.window:
-                return None  # the batch's copy in another window of the element that completed it
+                return ()  # the batch's copy in another window of the element that completed it
             return self._flush(element)
         return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
                 for ok, value in self._cross_record_batch(element)]
