@@ -22,8 +22,8 @@ from typing import NamedTuple, Optional
 import apache_beam as beam
 from apache_beam.typehints.row_type import RowTypeConstraint
 
-from beam_cross.spec import Cross
-from beam_cross.transforms import CrossFeatures
+from beam_cross.spec import OUTPUT_MODES, Cross
+from beam_cross.transforms import ENGINES, CrossFeatures
 
 __all__ = ["CrossConfig", "ErrorHandling", "YamlCrossFeatures", "config_schema", "provider_path"]
 
@@ -155,7 +155,7 @@ def provider_path() -> str:
 
 def config_schema() -> dict:
     """The JSON schema of the ``CrossFeatures`` YAML config, as Beam YAML derives it from the constructor,
-    with the descriptions Beam reads from the docstring and the required keys."""
+    with the descriptions Beam reads from the docstring, the required keys and the allowed values."""
     from apache_beam.yaml import json_utils
     from apache_beam.yaml.yaml_provider import InlineProvider
 
@@ -168,6 +168,10 @@ def config_schema() -> dict:
                           if parameter.default is inspect.Parameter.empty]
     items = schema["properties"]["crosses"]["items"]
     items["required"] = [name for name in CrossConfig._fields if name not in CrossConfig._field_defaults]
+    # The allowed values, which Python types cannot say.
+    items["properties"]["output_mode"]["enum"] = list(OUTPUT_MODES)
+    schema["properties"]["engine"]["enum"] = list(ENGINES)
+    schema["properties"]["feature_types"]["additionalProperties"]["enum"] = ["string", "int"]
     return schema
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import apache_beam as beam
 import pytest
+import yaml
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.typehints.row_type import RowTypeConstraint
 
@@ -194,15 +195,26 @@ def test_config_schema_is_typed_and_documented():
         "features": {"type": "array", "items": {"type": "string"}},
         "num_bins": {"type": "integer"},
         "name": {"type": "string"},
-        "output_mode": {"type": "string"},
+        "output_mode": {"type": "string", "enum": ["int", "one_hot"]},
         "hash_key": {"type": "integer"},
     }
+    assert schema["properties"]["engine"]["enum"] == ["numpy", "tensorflow"]
+    assert schema["properties"]["feature_types"]["additionalProperties"] == {"type": "string", "enum": ["string", "int"]}
     assert crosses["items"]["required"] == ["features", "num_bins"]
     assert schema["required"] == ["crosses"]
     assert schema["properties"]["keep_inputs"]["type"] == "boolean"
     assert schema["properties"]["error_handling"]["properties"] == {"output": {"type": "string"}}
     assert crosses["description"].startswith("The crosses to compute. Each is a mapping with `features`")
     assert all(p.get("description") for p in schema["properties"].values())
+    # The README's config is valid under it, and a misspelt key or a bad output_mode is not.
+    jsonschema = pytest.importorskip("jsonschema", reason="part of apache-beam[yaml]")
+    (spec,) = [t for t in yaml.safe_load(readme_yaml())["pipeline"]["transforms"] if t["type"] == "CrossFeatures"]
+    jsonschema.validate(spec["config"], schema)
+    for bad in ({**spec["config"], "keep_input": False},
+                {"crosses": [{"features": ["a", "b"], "num_bins": 3, "output_mode": "multi_hot"}]},
+                {"crosses": [{"features": ["a", "b"]}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
     # Beam YAML's own reading of the provider: the same schema and the docstring's summary.
     (provider,) = yaml_provider.load_providers(provider_path())
     assert [f.name for f in provider.config_schema("CrossFeatures").fields] == list(schema["properties"])
