@@ -69,7 +69,8 @@ def test_readme_pipeline_runs_in_beams_yaml_runner_and_keeps_every_row(tmp_path)
     (tmp_path / "cross_clicks.yaml").write_text(readme_yaml())
     # The README's command, as a shell would run it, on the local runner (no Prism download).
     command = readme_command().replace("\\\n", " ") + " --runner=FnApiRunner"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
 
