@@ -2,8 +2,9 @@
 
 Elements are instance dicts, schema'd rows (``beam.Row``, NamedTuple) or ``pyarrow.RecordBatch``
 (what tfx_bsl's TFXIO produces); each comes back as the same kind of element with one new field per
-cross. Dicts and rows are buffered per bundle and crossed a column at a time; a RecordBatch already
-is a batch. Each buffered element keeps its own timestamp and window.
+cross. Dicts and rows are buffered per bundle (:mod:`beam_cross.batching`) and crossed a column at a
+time by the next step, which emits from ``process`` only; a RecordBatch already is a batch. Each
+element keeps its own timestamp and window.
 
 Nothing is lost: a row that cannot be crossed fails the pipeline with a :class:`FeatureError`
 naming the feature, the cross and the value, or, with :meth:`CrossFeatures.with_exception_handling`,
@@ -19,11 +20,10 @@ from collections.abc import Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
-from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_cross import frames
+from beam_cross.batching import Batch, BufferRows, KeyByBatch
 from beam_cross.elements import ElementCrosser, Rejected
-from beam_cross.keys import stable_digest
 from beam_cross.schemas import declared_kinds, output_row_type
 from beam_cross.spec import Cross, check_crosses
 
@@ -122,65 +122,18 @@ class _CrossingDoFn(beam.DoFn):
         return outputs, rejected
 
 
-class _Batch(list):
-    """Buffered elements (as WindowedValues) on their way from :class:`_BufferRows` to
-    :class:`_CrossBatchesDoFn`; ``window`` is the one window in which the batch is crossed."""
-
-    def __init__(self, windowed_values, window):
-        super().__init__(windowed_values)
-        self.window = window
-
-    def __reduce__(self):  # pickled with its window when a runner does not fuse the two steps
-        return (_Batch, (list(self), self.window))
-
-
-class _BufferRows(beam.DoFn):
-    """Buffers dicts and rows into :class:`_Batch` elements of up to ``batch_size``; RecordBatches,
-    already batches, pass through.
-
-    A full buffer is emitted from ``process``, the rest from ``finish_bundle``. Only the next step,
-    :class:`_CrossBatchesDoFn`, receives them, and it emits from ``process`` alone: Beam (2.77) flushes
-    a batched consumer such as ``WriteToJson`` before a DoFn's ``finish_bundle``, so anything a DoFn
-    emits there towards such a consumer is dropped. The buffer lives in one bundle: a retried
-    bundle starts from an empty one.
-    """
-
-    def __init__(self, batch_size):
-        self._batch_size = batch_size
-
-    def start_bundle(self):
-        self._pending = []
-
-    def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
-        # Not a generator: most calls only buffer, and returning a tuple is cheaper than a generator.
-        if frames.is_batch(element):
-            return (element,)
-        self._pending.append(windowed_value)
-        if len(self._pending) >= self._batch_size:
-            # Emitted in every window of the current element; crossed in the first one only.
-            batch, self._pending = _Batch(self._pending, windowed_value.windows[0]), []
-            return (batch,)
-        return ()
-
-    def finish_bundle(self):
-        if self._pending:
-            first, window = self._pending[0], self._pending[0].windows[0]
-            batch, self._pending = _Batch(self._pending, window), []
-            return [WindowedValue(batch, first.timestamp, (window,))]
-        return None
-
-
 class _CrossBatchesDoFn(_CrossingDoFn):
-    """Crosses each :class:`_Batch` or RecordBatch in ``process``; buffered elements come back out
-    with their own timestamp, windows and pane."""
+    """Crosses each :class:`~beam_cross.batching.Batch` in ``process``; every output comes out with
+    its input's timestamp, windows and pane."""
 
-    def process(self, element, window=beam.DoFn.WindowParam):
-        if isinstance(element, _Batch):
-            if window != element.window:
-                return ()  # the batch's copy in another window of the element that completed it
-            return self._flush(element)
-        return [value if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, value)
-                for ok, value in self._cross_record_batch(element)]
+    def process(self, batch, window=beam.DoFn.WindowParam):
+        if window != batch.window:
+            return ()  # the batch's copy in another window of the element that completed it
+        if len(batch) == 1 and frames.is_batch(batch[0].value):
+            windowed = batch[0]
+            return [windowed.with_value(value) if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, windowed.with_value(value))
+                    for ok, value in self._cross_record_batch(windowed.value)]
+        return self._flush(batch)
 
     def _flush(self, pending) -> list:
         outputs, rejected = self._cross_elements([windowed.value for windowed in pending])
@@ -191,29 +144,6 @@ class _CrossBatchesDoFn(_CrossingDoFn):
             else windowed.with_value(outputs[i])
             for i, windowed in enumerate(pending)
         ]
-
-
-class _KeyByBatch(beam.DoFn):
-    """Keys elements by (bundle digest, position // batch_size): a GroupByKey then rebuilds batches.
-
-    The key is deterministic in the bundle's input: the digest of its first element (see
-    :mod:`beam_cross.keys`) and the element's position. A recomputed bundle gives every element the
-    key it had before, so a runner that redoes lost work (Dask) neither loses nor duplicates rows.
-    Bundles whose first elements are equal share keys: their groups merge, which is harmless.
-    """
-
-    def __init__(self, batch_size):
-        self._batch_size = batch_size
-
-    def start_bundle(self):
-        self._bundle = None
-        self._count = 0
-
-    def process(self, element):
-        if self._bundle is None:
-            self._bundle = stable_digest(element)
-        self._count += 1
-        yield (self._bundle, self._count // self._batch_size), element
 
 
 class _CrossGroupsDoFn(_CrossingDoFn):
@@ -346,7 +276,7 @@ class CrossFeatures(beam.PTransform):
         if _runs_on_dask(pcoll.pipeline):
             outcomes = (
                 pcoll
-                | "KeyIntoBatches" >> beam.ParDo(_KeyByBatch(self._batch_size))
+                | "KeyIntoBatches" >> beam.ParDo(KeyByBatch(self._batch_size))
                 | "GroupIntoBatches" >> beam.GroupByKey()
                 | "CrossBatches" >> beam.ParDo(_CrossGroupsDoFn(*args, self._batch_size))
             )
@@ -355,7 +285,7 @@ class CrossFeatures(beam.PTransform):
         else:
             results = (
                 pcoll
-                | "Batch" >> beam.ParDo(_BufferRows(self._batch_size))
+                | "Batch" >> beam.ParDo(BufferRows(self._batch_size)).with_output_types(Batch)
                 | "Cross" >> beam.ParDo(_CrossBatchesDoFn(*args)).with_outputs(ERRORS_TAG, main="crossed")
             )
             crossed, errors = results.crossed, results[ERRORS_TAG]

@@ -194,3 +194,15 @@ def test_threshold_lets_a_bundle_at_the_threshold_pass():
 def test_threshold_is_validated(threshold):
     with pytest.raises(ValueError, match=r"`threshold` must be a number from 0 to 1. Received: threshold="):
         CrossFeatures([CROSS]).with_exception_handling(threshold=threshold)
+
+
+def test_a_record_batch_in_two_windows_is_crossed_once_per_window():
+    from apache_beam.transforms.window import SlidingWindows, TimestampedValue
+
+    batch = pa.RecordBatch.from_pylist([{"id": 1, "country": "fr", "hour": 3}, {"id": 2, "country": "de", "hour": 4}])
+    bins = tf_bins([["fr", "de"], [3, 4]], CROSS.num_bins)
+    with beam.Pipeline("FnApiRunner") as p:
+        stamped = p | beam.Create([batch]) | beam.Map(lambda b: TimestampedValue(b, 15.0))
+        crossed = stamped | beam.WindowInto(SlidingWindows(20, 10)) | CrossFeatures([CROSS], batch_size=1)
+        seen = crossed | beam.FlatMap(lambda b, w=beam.DoFn.WindowParam: [(r["id"], r["c"], float(w.start)) for r in b.to_pylist()])
+        assert_that(seen, equal_to([(i, b, start) for i, b in zip((1, 2), bins) for start in (0.0, 10.0)]))
