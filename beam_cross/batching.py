@@ -16,12 +16,13 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.utils.windowed_value import WindowedValue
 
+from beam_cross import frames
 from beam_cross.keys import stable_digest
 
 
 class Batch(list):
     """Elements (as WindowedValues) on their way from :class:`BufferRows` to the crossing step:
-    buffered dicts / rows, or one RecordBatch. ``window`` is the one window in which it is crossed."""
+    buffered dicts / rows, or one RecordBatch (Table, DataFrame). ``window`` is the one window in which it is crossed."""
 
     def __init__(self, windowed_values, window):
         super().__init__(windowed_values)
@@ -43,7 +44,7 @@ class BatchCoder(beam.coders.Coder):
 
     def estimate_size(self, value):
         first = value[0].value if value else None
-        return first.nbytes if isinstance(first, pa.RecordBatch) else 64 * len(value)
+        return first.nbytes if isinstance(first, (pa.RecordBatch, pa.Table)) else 64 * len(value)
 
     def is_deterministic(self):
         return False
@@ -71,7 +72,7 @@ class BufferRows(beam.DoFn):
 
     def process(self, element, windowed_value=beam.DoFn.WindowedValueParam):
         # Not a generator: most calls only buffer, and returning a tuple is cheaper than a generator.
-        if isinstance(element, pa.RecordBatch):
+        if frames.is_batch(element):  # a RecordBatch, Table or DataFrame
             return (Batch([windowed_value], windowed_value.windows[0]),)
         self._pending.append(windowed_value)
         if len(self._pending) >= self._batch_size:

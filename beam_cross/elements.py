@@ -138,11 +138,7 @@ class ElementCrosser:
             for position, element in enumerate(elements):
                 mapping, row_like = _as_mapping(element)
                 if mapping is None:
-                    error = FeatureError(
-                        None, errors.UNSUPPORTED,
-                        "an element must be a dict, a beam.Row / NamedTuple or a pyarrow.RecordBatch.",
-                        f"{type(element).__name__}: {element!r}",
-                    )
+                    error = FeatureError(None, errors.UNSUPPORTED, errors.NOT_A_ROW, element)
                     if self.raise_errors:
                         raise TypeError(str(error))
                     rejected[position] = rejected_from(element, error)

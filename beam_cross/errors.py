@@ -155,6 +155,29 @@ def canonical(value, kind: str):
     return value.encode("utf-8") if isinstance(value, str) else b"".join((value,))
 
 
+# The detail of an element that is not a row at all (its FeatureError has no feature).
+NOT_A_ROW = (
+    "CrossFeatures takes dicts, schema'd rows (beam.Row, NamedTuple), pyarrow RecordBatches or Tables, "
+    "or pandas DataFrames; this element is none of them."
+)
+
+
+def describe(value: Any) -> str:
+    """What ``value`` is, in plain words: its type, its size, and the start of its repr.
+
+    >>> describe("abc")
+    "a str: 'abc'"
+    >>> describe([1, 2])
+    'a list of 2 items: [1, 2]'
+    """
+    kind = type(value)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
+    article = "an" if name[0].lower() in "aeiou" else "a"
+    size = f" of {len(value)} items" if hasattr(value, "__len__") and not isinstance(value, (str, bytes)) else ""
+    text = " ".join(repr(value).split())  # multi-line reprs (Arrow, pandas) on one line
+    return f"{article} {name}{size}: {text if len(text) <= 80 else text[:77] + '...'}"
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -182,6 +205,8 @@ class FeatureError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        if self.feature is None:  # the element itself is not a row
+            return f"{self.detail} Received: {describe(self.value)}"
         where = f"Feature `{self.feature}`"
         if self.cross is not None:
             where += f" of cross `{self.cross}`"

@@ -19,11 +19,11 @@ import typing
 from collections.abc import Mapping
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.utils.windowed_value import WindowedValue
 
+from beam_cross import frames
 from beam_cross.batching import Batch, BufferRows, KeyByBatch
 from beam_cross.elements import ElementCrosser, Rejected
 from beam_cross.schemas import declared_kinds, output_row_type
@@ -112,9 +112,9 @@ class _CrossingDoFn(beam.DoFn):
             counter.inc()
 
     def _cross_record_batch(self, batch):
-        """``[(True, RecordBatch)]`` and ``(False, Rejected)`` pairs for one RecordBatch."""
-        out, rejected = self._crosser.cross_record_batch(batch)
-        self._count(out.num_rows if out is not None else 0, rejected)
+        """``[(True, batch)]`` and ``(False, Rejected)`` pairs for one RecordBatch, Table or DataFrame."""
+        out, rejected = frames.cross_batch(self._crosser, batch)
+        self._count(frames.num_rows(out), rejected)
         outcomes = [(False, record) for record in rejected]
         return ([(True, out)] if out is not None else []) + outcomes
 
@@ -132,7 +132,7 @@ class _CrossBatchesDoFn(_CrossingDoFn):
     def process(self, batch, window=beam.DoFn.WindowParam):
         if window != batch.window:
             return ()  # the batch's copy in another window of the element that completed it
-        if len(batch) == 1 and isinstance(batch[0].value, pa.RecordBatch):
+        if len(batch) == 1 and frames.is_batch(batch[0].value):
             windowed = batch[0]
             return [windowed.with_value(value) if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, windowed.with_value(value))
                     for ok, value in self._cross_record_batch(windowed.value)]
@@ -161,7 +161,7 @@ class _CrossGroupsDoFn(_CrossingDoFn):
         _, elements = keyed_batch
         rows = []
         for element in elements:
-            if isinstance(element, pa.RecordBatch):
+            if frames.is_batch(element):
                 yield from self._cross_record_batch(element)
             else:
                 rows.append(element)
@@ -185,8 +185,10 @@ class CrossFeatures(beam.PTransform):
     The bins are bit for bit those of Keras ``HashedCrossing`` / ``tf.sparse.cross_hashed`` on the
     same values. Elements are dicts (``{"country": "fr", "hour": 13}``), schema'd rows
     (``beam.Row`` / NamedTuple, giving ``beam.Row`` with the new fields) or ``pyarrow.RecordBatch``
-    (giving RecordBatches with new columns). A list value makes a feature multivalent: the row
-    gets the list of bins of the cartesian cross, as ``tf.sparse.cross_hashed`` computes it.
+    (giving RecordBatches with new columns); ``pyarrow.Table`` and ``pandas.DataFrame`` come back
+    as Tables and DataFrames (see :mod:`beam_cross.frames`). A list value makes a feature
+    multivalent: the row gets the list of bins of the cartesian cross, as ``tf.sparse.cross_hashed``
+    computes it.
 
     Args:
         crosses: a list of :class:`~beam_cross.Cross` (or of their dicts, ``Cross.to_dict()``).
@@ -267,7 +269,8 @@ class CrossFeatures(beam.PTransform):
         input_type = pcoll.element_type
         if input_type in _NOT_ROWS:
             raise TypeError(
-                "CrossFeatures takes dicts, schema'd rows (beam.Row, NamedTuple) or pyarrow.RecordBatch. "
+                "CrossFeatures takes dicts, schema'd rows (beam.Row, NamedTuple), pyarrow RecordBatches or Tables, "
+                "or pandas DataFrames. "
                 f"Received: element type {input_type.__name__}"
             )
         feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
@@ -299,8 +302,8 @@ _NOT_ROWS = (int, float, str, bytes, bool, list, tuple)
 
 
 def _same_kind(input_type):
-    if input_type is pa.RecordBatch:
-        return pa.RecordBatch
+    if frames.is_batch_type(input_type):
+        return input_type
     origin = typing.get_origin(input_type)
     if input_type is dict or origin is dict:
         return typing.Dict[str, typing.Any]  # noqa: UP006 - Beam type hints want typing generics

@@ -18,11 +18,54 @@ go to ``<output>/rejected/`` with their reason, so tf.Transform only sees valid 
 
 from __future__ import annotations
 
+import atexit
 import glob
 import logging
 import os
+import re
 import sys
 import tempfile
+import threading
+
+# TensorFlow 2.21's C++ lines (CPU features, CUDA probing, "All log messages before
+# absl::InitializeLog()...", dataset defaults) ignore TF_CPP_MIN_LOG_LEVEL and say nothing a user of this
+# job needs. Run as a script, the job passes its stderr through a filter that drops exactly those.
+_TF_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|I\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\] "
+    rb"|E\d{4} [\d:.]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit"
+    rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$)"
+)
+
+
+def filter_tensorflow_noise():
+    """Routes file descriptor 2 (C++ and Python stderr) through a thread that drops TensorFlow's start-up
+    lines and passes every other line on as it comes; at exit the rest is flushed."""
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as source:
+            for line in source:
+                if not _TF_NOISE.match(line):
+                    os.write(real_stderr, line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore():  # runs after an uncaught exception's traceback is written
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)  # closes the pipe's last write end: the pump reads to its end
+        thread.join(timeout=10)
+
+    atexit.register(restore)
+
+
+if __name__ == "__main__":
+    filter_tensorflow_noise()
 
 import apache_beam as beam
 import numpy as np
@@ -168,6 +211,17 @@ def run(argv=None):
     return matched, job.output
 
 
+def quiet_logging():
+    """Warnings and errors only, and beam_cross's own progress: no TensorFlow, tf.Transform or Beam INFO lines
+    (BatchElements statistics, schema inference, optional-module probing, asset writes)."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("beam_cross").setLevel(logging.INFO)
+    for noisy in ("tensorflow", "absl"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # tf.Transform warns that instance dicts are slower than RecordBatches: the job's choice, not the user's.
+    logging.getLogger().addFilter(lambda record: "will not provide optimal performance" not in record.getMessage())
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_logging()
     run(sys.argv[1:])
