@@ -1,0 +1,193 @@
+"""A TFX pipeline that crosses features with beam_cross, trains on the crosses and pushes a model
+that serves raw tf.Examples, on the bundled click sample.
+
+    python pipelines/tfx_pipeline.py --output_dir tfx-output/
+
+CsvExampleGen -> StatisticsGen -> SchemaGen -> Transform (``pipelines/tfx_module.py``, the crosses
+passed in ``custom_config``) -> Trainer (``pipelines/tfx_trainer.py``: an embedding per cross,
+sized from the domain that ``beam_cross.tft`` records in the transformed schema) -> Pusher (to
+``<output_dir>/serving``), run by ``LocalDagRunner`` with ml-metadata's SQLite store. The pushed
+SavedModel takes serialized raw tf.Examples: ``serving_default`` gives the click probability,
+``transform_features`` the crossed ids. Needs TFX: see README's "TFX" section for the install.
+
+The sample is JSON Lines and CSV has no lists, so the first step writes the sample's scalar
+columns (not ``interests``) to ``<output_dir>/input/clicks.csv``. The sample holds bad rows on
+purpose; they are handled explicitly, with the checks of ``beam_cross.CrossFeatures``:
+
+- a row without ``device`` (an optional feature) is kept: its CSV cell is empty, SchemaGen makes
+  ``device`` a VarLen feature, and the module file fills ``"unknown"`` (``defaults``);
+- a row that cannot be crossed (``country`` null, ``hour`` a float) is not written to the CSV: it
+  goes to ``<output_dir>/rejected.jsonl`` with its reason, in the record shape of the
+  ``beam-cross`` command's rejected output. Rows read = rows written to the CSV + rows rejected.
+
+``<output_dir>/summary.json`` holds the row counts and the paths of the pushed model and the
+transform graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections import Counter
+from itertools import islice
+from pathlib import Path
+
+from beam_cross import Cross
+
+HERE = Path(__file__).resolve().parent
+SAMPLE = HERE.parent / "beam_cross" / "data" / "sample_clicks.jsonl"
+
+CROSSES = [
+    Cross(["country", "hour"], num_bins=1000),
+    Cross(["device", "site_category"], num_bins=16),
+    Cross(["ad_id", "publisher"], num_bins=2000),
+]
+DEFAULTS = {"device": "unknown"}  # optional and single-valued: filled, in training and at serving
+LABEL = "clicked"
+FEATURE_TYPES = {"country": "string", "hour": "int", "device": "string", "ad_id": "int",
+                 "publisher": "string", "site_category": "string"}
+CSV_COLUMNS = [*FEATURE_TYPES, LABEL]
+BEAM_ARGS = ["--runner=FnApiRunner"]  # in-process; the DirectRunner would look for Prism first
+_CHUNK = 1024
+
+
+def filled(row: dict) -> dict:
+    """``row`` with the defaults of missing optional features: what the pipeline crosses."""
+    return {**row, **{f: v for f, v in DEFAULTS.items() if row.get(f) is None}}
+
+
+def check_rows(rows: list[dict], crosses=CROSSES) -> tuple[list[dict], list[dict]]:
+    """Splits ``rows`` into those that can be crossed and rejection records for the others."""
+    from beam_cross.elements import ElementCrosser
+    from beam_cross.sources import rejection
+
+    crosser = ElementCrosser(crosses, feature_types=FEATURE_TYPES)
+    _, rejected = crosser.cross_elements([filled(row) for row in rows])
+    kept = [row for i, row in enumerate(rows) if i not in rejected]
+    records = [rejection(r.reason, r.message, rows[i], feature=r.feature, cross=r.cross)
+               for i, r in sorted(rejected.items())]
+    for row in kept:
+        if row.get(LABEL) not in (0, 1):
+            raise ValueError(f"Feature `{LABEL}` (the label) must be 0 or 1. Received: value={row.get(LABEL)!r} "
+                             f"in row {row!r}")
+    return kept, records
+
+
+def prepare_input(sample: str | Path, input_dir: str | Path, rejected_path: str | Path) -> dict:
+    """Writes the crossable rows of the JSON Lines ``sample`` as ``input_dir/clicks.csv`` (a
+    missing value as an empty cell) and the others to ``rejected_path``; returns the counts."""
+    os.makedirs(input_dir, exist_ok=True)
+    counts, reasons = Counter(), Counter()
+    with open(sample) as lines, open(Path(input_dir) / "clicks.csv", "w", newline="") as out, \
+            open(rejected_path, "w") as rejected_out:
+        writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        while chunk := [json.loads(line) for line in islice(lines, _CHUNK)]:
+            kept, rejected = check_rows(chunk)
+            writer.writerows(kept)  # None (a missing device) is written as an empty cell
+            for record in rejected:
+                rejected_out.write(json.dumps(record) + "\n")
+                reasons[record["reason"]] += 1
+            counts.update(read=len(chunk), written=len(kept), rejected=len(rejected))
+    return {"rows_read": counts["read"], "rows_written": counts["written"], "rows_rejected": counts["rejected"],
+            "rejected_by_reason": dict(sorted(reasons.items()))}
+
+
+def create_pipeline(root: str | Path, input_dir: str | Path, serving_dir: str | Path, *,
+                    train_steps: int = 50, eval_steps: int = 5, beam_pipeline_args=BEAM_ARGS):
+    """The TFX pipeline, its artifacts under ``root`` and its ml-metadata in ``root/metadata.sqlite``."""
+    from tfx import v1 as tfx
+
+    crosses = [c.to_dict() for c in CROSSES]
+    example_gen = tfx.components.CsvExampleGen(input_base=str(input_dir))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        module_file=str(HERE / "tfx_module.py"),
+        custom_config={"crosses": crosses, "defaults": DEFAULTS, "passthrough": [LABEL]},
+    )
+    trainer = tfx.components.Trainer(
+        module_file=str(HERE / "tfx_trainer.py"),
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        custom_config={"crosses": crosses, "label": LABEL},
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(serving_dir))
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name="beam_cross_clicks",
+        pipeline_root=str(root),
+        components=[example_gen, statistics_gen, schema_gen, transform, trainer, pusher],
+        enable_cache=False,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(Path(root) / "metadata.sqlite")
+        ),
+        beam_pipeline_args=list(beam_pipeline_args),
+    )
+
+
+def _newest(pattern: str, root: Path) -> str:
+    found = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"The pipeline wrote nothing matching {pattern!r} under {root}")
+    return str(found[-1])
+
+
+def run(output_dir: str | Path, *, sample: str | Path = SAMPLE, train_steps: int = 50, eval_steps: int = 5,
+        beam_pipeline_args=BEAM_ARGS) -> dict:
+    """Prepares the input, runs the pipeline with ``LocalDagRunner``, writes and returns the summary."""
+    from tfx import v1 as tfx
+
+    output_dir = Path(output_dir).resolve()
+    input_dir, root, serving_dir = output_dir / "input", output_dir / "pipeline", output_dir / "serving"
+    counts = prepare_input(sample, input_dir, output_dir / "rejected.jsonl")
+    tfx.orchestration.LocalDagRunner().run(
+        create_pipeline(root, input_dir, serving_dir, train_steps=train_steps, eval_steps=eval_steps,
+                        beam_pipeline_args=beam_pipeline_args)
+    )
+    summary = {
+        **counts,
+        "sample": str(sample),
+        "csv": str(input_dir / "clicks.csv"),
+        "rejected": str(output_dir / "rejected.jsonl"),
+        "crosses": [c.to_dict() for c in CROSSES],
+        "defaults": DEFAULTS,
+        "label": LABEL,
+        # Pusher writes <serving>/<version>/; Transform writes <root>/Transform/transform_graph/<id>/.
+        "pushed_model": _newest("*/saved_model.pb", serving_dir).rsplit("/", 1)[0],
+        "transform_graph": _newest("Transform/transform_graph/*/transform_fn", root).rsplit("/", 1)[0],
+    }
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", required=True, help="where the input CSV, pipeline artifacts, "
+                        "ml-metadata, rejected rows and the pushed model go")
+    parser.add_argument("--sample", default=str(SAMPLE), help="JSON Lines rows (default: the bundled sample)")
+    parser.add_argument("--train_steps", type=int, default=50)
+    parser.add_argument("--eval_steps", type=int, default=5)
+    args, beam_args = parser.parse_known_args(argv)
+    summary = run(args.output_dir, sample=args.sample, train_steps=args.train_steps, eval_steps=args.eval_steps,
+                  beam_pipeline_args=beam_args or BEAM_ARGS)
+    print(f"rows read {summary['rows_read']}, to the pipeline {summary['rows_written']}, "
+          f"rejected {summary['rows_rejected']} -> {summary['rejected']}")
+    print(f"pushed model: {summary['pushed_model']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
