@@ -12,13 +12,14 @@ SavedModel takes serialized raw tf.Examples: ``serving_default`` gives the click
 
 The sample is JSON Lines and CSV has no lists, so the first step writes the sample's scalar
 columns (not ``interests``) to ``<output_dir>/input/clicks.csv``. The sample holds bad rows on
-purpose; they are handled explicitly, with the checks of ``beam_cross.CrossFeatures``:
+purpose; they are handled explicitly by a Beam step in front of the TFX pipeline, with
+``beam_cross.CrossFeatures(...).with_exception_handling()``:
 
 - a row without ``device`` (an optional feature) is kept: its CSV cell is empty, SchemaGen makes
   ``device`` a VarLen feature, and the module file fills ``"unknown"`` (``defaults``);
 - a row that cannot be crossed (``country`` null, ``hour`` a float) is not written to the CSV: it
-  goes to ``<output_dir>/rejected.jsonl`` with its reason, in the record shape of the
-  ``beam-cross`` command's rejected output. Rows read = rows written to the CSV + rows rejected.
+  goes to ``<output_dir>/rejected.jsonl`` as ``{reason, message, feature, cross, row}``, the row as
+  read. Rows read = rows written to the CSV + rows rejected, checked after the step.
 
 ``<output_dir>/summary.json`` holds the row counts and the paths of the pushed model and the
 transform graph.
@@ -28,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
-import os
 import sys
-from collections import Counter
-from itertools import islice
 from pathlib import Path
 
 from beam_cross import Cross
@@ -51,7 +50,7 @@ FEATURE_TYPES = {"country": "string", "hour": "int", "device": "string", "ad_id"
                  "publisher": "string", "site_category": "string"}
 CSV_COLUMNS = [*FEATURE_TYPES, LABEL]
 BEAM_ARGS = ["--runner=FnApiRunner"]  # in-process; the DirectRunner would look for Prism first
-_CHUNK = 1024
+_RAW = "__raw_line__"  # the sample line, carried through the check so the CSV holds the row as read
 
 
 def filled(row: dict) -> dict:
@@ -59,41 +58,67 @@ def filled(row: dict) -> dict:
     return {**row, **{f: v for f, v in DEFAULTS.items() if row.get(f) is None}}
 
 
-def check_rows(rows: list[dict], crosses=CROSSES) -> tuple[list[dict], list[dict]]:
-    """Splits ``rows`` into those that can be crossed and rejection records for the others."""
-    from beam_cross.elements import ElementCrosser
-    from beam_cross.sources import rejection
-
-    crosser = ElementCrosser(crosses, feature_types=FEATURE_TYPES)
-    _, rejected = crosser.cross_elements([filled(row) for row in rows])
-    kept = [row for i, row in enumerate(rows) if i not in rejected]
-    records = [rejection(r.reason, r.message, rows[i], feature=r.feature, cross=r.cross)
-               for i, r in sorted(rejected.items())]
-    for row in kept:
-        if row.get(LABEL) not in (0, 1):
-            raise ValueError(f"Feature `{LABEL}` (the label) must be 0 or 1. Received: value={row.get(LABEL)!r} "
-                             f"in row {row!r}")
-    return kept, records
+def _to_check(line: str) -> dict:
+    """A sample line as CrossFeatures checks it (defaults filled), carrying the line as it was."""
+    return {**filled(json.loads(line)), _RAW: line}
 
 
-def prepare_input(sample: str | Path, input_dir: str | Path, rejected_path: str | Path) -> dict:
-    """Writes the crossable rows of the JSON Lines ``sample`` as ``input_dir/clicks.csv`` (a
-    missing value as an empty cell) and the others to ``rejected_path``; returns the counts."""
-    os.makedirs(input_dir, exist_ok=True)
-    counts, reasons = Counter(), Counter()
-    with open(sample) as lines, open(Path(input_dir) / "clicks.csv", "w", newline="") as out, \
-            open(rejected_path, "w") as rejected_out:
-        writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        while chunk := [json.loads(line) for line in islice(lines, _CHUNK)]:
-            kept, rejected = check_rows(chunk)
-            writer.writerows(kept)  # None (a missing device) is written as an empty cell
-            for record in rejected:
-                rejected_out.write(json.dumps(record) + "\n")
-                reasons[record["reason"]] += 1
-            counts.update(read=len(chunk), written=len(kept), rejected=len(rejected))
-    return {"rows_read": counts["read"], "rows_written": counts["written"], "rows_rejected": counts["rejected"],
-            "rejected_by_reason": dict(sorted(reasons.items()))}
+def _csv_line(checked: dict) -> str:
+    row = json.loads(checked[_RAW])
+    if row.get(LABEL) not in (0, 1):
+        raise ValueError(f"Feature `{LABEL}` (the label) must be 0 or 1. Received: value={row.get(LABEL)!r} in {row!r}")
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    return text.getvalue()
+
+
+def _rejected_line(error) -> str:
+    """A ``Rejected`` as a line of ``beam-cross``'s rejected-rows output, holding the row as read."""
+    record = {"reason": error.reason, "message": error.message, "feature": error.feature, "cross": error.cross,
+              "row": json.loads(error.element[_RAW])}
+    return json.dumps(record)
+
+
+def prepare_input(sample: str | Path, csv_path: str | Path, rejected_path: str | Path,
+                  beam_pipeline_args=BEAM_ARGS) -> dict:
+    """A Beam pipeline: the JSON Lines ``sample`` -> ``CrossFeatures(...).with_exception_handling()``
+    -> the rows that can be crossed, as they were read, to ``csv_path`` (a missing value as an empty
+    cell), the others to ``rejected_path``. Returns the counts; raises if a row went missing."""
+    import apache_beam as beam
+    from apache_beam.metrics import Metrics, MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_cross import CrossFeatures
+
+    read = Metrics.counter("tfx_pipeline", "rows_read")
+
+    def count(line):
+        read.inc()
+        return line
+
+    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_pipeline_args)))
+    rows = pipeline | "Read" >> beam.io.ReadFromText(str(sample)) | "Count" >> beam.Map(count)
+    crossable, rejected = (
+        rows | "Parse" >> beam.Map(_to_check)
+        | "Check" >> CrossFeatures(CROSSES, feature_types=FEATURE_TYPES).with_exception_handling()
+    )
+    _ = crossable | "AsCsv" >> beam.Map(_csv_line) | "WriteCsv" >> beam.io.WriteToText(
+        str(csv_path), shard_name_template="", header=",".join(CSV_COLUMNS))
+    _ = rejected | "AsJson" >> beam.Map(_rejected_line) | "WriteRejected" >> beam.io.WriteToText(
+        str(rejected_path), shard_name_template="")
+    result = pipeline.run()
+    result.wait_until_finish()
+    (counter,) = result.metrics().query(MetricsFilter().with_name("rows_read"))["counters"]
+    with open(csv_path) as written, open(rejected_path) as refused:
+        counts = {"rows_read": counter.committed, "rows_written": sum(1 for _ in written) - 1,  # less the header
+                  "rows_rejected": 0, "rejected_by_reason": {}}
+        for record in map(json.loads, refused):
+            counts["rows_rejected"] += 1
+            counts["rejected_by_reason"][record["reason"]] = counts["rejected_by_reason"].get(record["reason"], 0) + 1
+    if counts["rows_read"] != counts["rows_written"] + counts["rows_rejected"]:
+        raise RuntimeError(f"Rows were lost: read {counts['rows_read']}, written {counts['rows_written']}, "
+                           f"rejected {counts['rows_rejected']}")
+    return counts
 
 
 def create_pipeline(root: str | Path, input_dir: str | Path, serving_dir: str | Path, *,
@@ -152,7 +177,8 @@ def run(output_dir: str | Path, *, sample: str | Path = SAMPLE, train_steps: int
 
     output_dir = Path(output_dir).resolve()
     input_dir, root, serving_dir = output_dir / "input", output_dir / "pipeline", output_dir / "serving"
-    counts = prepare_input(sample, input_dir, output_dir / "rejected.jsonl")
+    input_dir.mkdir(parents=True, exist_ok=True)
+    counts = prepare_input(sample, input_dir / "clicks.csv", output_dir / "rejected.jsonl", beam_pipeline_args)
     tfx.orchestration.LocalDagRunner().run(
         create_pipeline(root, input_dir, serving_dir, train_steps=train_steps, eval_steps=eval_steps,
                         beam_pipeline_args=beam_pipeline_args)
