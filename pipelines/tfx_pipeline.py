@@ -16,7 +16,8 @@ purpose; they are handled explicitly by a Beam step in front of the TFX pipeline
 ``beam_cross.CrossFeatures(...).with_exception_handling()``:
 
 - a row without ``device`` (an optional feature) is kept: its CSV cell is empty, SchemaGen makes
-  ``device`` a VarLen feature, and the module file fills ``"unknown"`` (``defaults``);
+  ``device`` a VarLen feature, and the module file fills ``"unknown"`` (``defaults``). (CSV cannot
+  tell an empty string from a missing value: an empty ``device`` would be filled too.);
 - a row that cannot be crossed (``country`` null, ``hour`` a float) is not written to the CSV: it
   goes to ``<output_dir>/rejected.jsonl`` as ``{reason, message, feature, cross, row}``, the row as
   read. Rows read = rows written to the CSV + rows rejected, checked after the step.
@@ -73,7 +74,7 @@ def _csv_line(checked: dict) -> str:
 
 
 def _rejected_line(error) -> str:
-    """A ``Rejected`` as a line of ``beam-cross``'s rejected-rows output, holding the row as read."""
+    """A ``Rejected`` as a JSON line, holding the row as read (without the filled defaults)."""
     record = {"reason": error.reason, "message": error.message, "feature": error.feature, "cross": error.cross,
               "row": json.loads(error.element[_RAW])}
     return json.dumps(record)
