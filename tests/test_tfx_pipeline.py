@@ -129,6 +129,10 @@ def test_served_ids_equal_hashed_cross_on_every_row(pipeline_run):
     assert batch["ids"] == expected
     assert batch["probability_shape"] == [len(kept), 1]
 
+    # Each embedding has a row per bin: the Trainer sized it from the domain in the transformed schema.
+    shapes = pipeline_run["variable_shapes"]
+    assert {c.name: shapes[f"embed_{c.name}/embeddings:0"][0] for c in crosses} == {c.name: c.num_bins for c in crosses}
+
     # The rows exercise what they claim: every sample row is counted, some devices are defaulted.
     assert len(kept) == 2453 and len(rejected) == 47
     assert sum(1 for r in kept if r.get("device") is None) == 25

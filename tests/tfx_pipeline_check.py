@@ -63,6 +63,7 @@ def serve(model_dir: str, rows: list[dict]) -> dict:
     probability = serving_default(examples=batch)["probability"]
     return {
         "signatures": sorted(model.signatures),
+        "variable_shapes": {v.name: v.shape.as_list() for v in model.variables},
         "one_by_one": one_by_one,
         "batch": {
             "click_ids": [row["click_id"] for row in accepted],
