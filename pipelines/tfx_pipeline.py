@@ -10,10 +10,13 @@ sized from the domain that ``beam_cross.tft`` records in the transformed schema)
 SavedModel takes serialized raw tf.Examples: ``serving_default`` gives the click probability,
 ``transform_features`` the crossed ids. Needs TFX: see README's "TFX" section for the install.
 
-The sample is JSON Lines and CSV has no lists, so the first step writes the sample's scalar
-columns (not ``interests``) to ``<output_dir>/input/clicks.csv``. The sample holds bad rows on
-purpose; they are handled explicitly by a Beam step in front of the TFX pipeline, with
-``beam_cross.CrossFeatures(...).with_exception_handling()``:
+The sample is JSON Lines; the first step writes it to ``<output_dir>/input/clicks.csv``. CSV has
+no lists, so the multivalent ``interests`` is written as one cell of space-separated values, which
+the module file splits back (``split`` in its ``custom_config``); a row without interests gets no
+``interests_X_country`` id.
+
+The sample holds bad rows on purpose; they are handled explicitly by a Beam step in front of the
+TFX pipeline, with ``beam_cross.CrossFeatures(...).with_exception_handling()``:
 
 - a row without ``device`` (an optional feature) is kept: its CSV cell is empty, SchemaGen makes
   ``device`` a VarLen feature, and the module file fills ``"unknown"`` (``defaults``). (CSV cannot
@@ -44,11 +47,13 @@ CROSSES = [
     Cross(["country", "hour"], num_bins=1000),
     Cross(["device", "site_category"], num_bins=16),
     Cross(["ad_id", "publisher"], num_bins=2000),
+    Cross(["interests", "country"], num_bins=500),  # one id per interest; none for a row without
 ]
 DEFAULTS = {"device": "unknown"}  # optional and single-valued: filled, in training and at serving
+SPLIT = ["interests"]  # a list, written to the CSV as one cell of space-separated values
 LABEL = "clicked"
 FEATURE_TYPES = {"country": "string", "hour": "int", "device": "string", "ad_id": "int",
-                 "publisher": "string", "site_category": "string"}
+                 "publisher": "string", "site_category": "string", "interests": "string"}
 CSV_COLUMNS = [*FEATURE_TYPES, LABEL]
 BEAM_ARGS = ["--runner=FnApiRunner"]  # in-process; the DirectRunner would look for Prism first
 _RAW = "__raw_line__"  # the sample line, carried through the check so the CSV holds the row as read
@@ -68,6 +73,12 @@ def _csv_line(checked: dict) -> str:
     row = json.loads(checked[_RAW])
     if row.get(LABEL) not in (0, 1):
         raise ValueError(f"Feature `{LABEL}` (the label) must be 0 or 1. Received: value={row.get(LABEL)!r} in {row!r}")
+    for feature in SPLIT:
+        values = row.get(feature) or []
+        if any(not v or v.split() != [v] for v in values):  # CrossFeatures has checked that they are strings
+            raise ValueError(f"Feature `{feature}` is written as space-separated values, so a value must be "
+                             f"non-empty and hold no whitespace. Received: value={values!r} in {row!r}")
+        row[feature] = " ".join(values)
     text = io.StringIO()
     csv.writer(text, lineterminator="").writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
     return text.getvalue()
@@ -135,7 +146,7 @@ def create_pipeline(root: str | Path, input_dir: str | Path, serving_dir: str | 
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=str(HERE / "tfx_module.py"),
-        custom_config={"crosses": crosses, "defaults": DEFAULTS, "passthrough": [LABEL]},
+        custom_config={"crosses": crosses, "defaults": DEFAULTS, "passthrough": [LABEL], "split": SPLIT},
     )
     trainer = tfx.components.Trainer(
         module_file=str(HERE / "tfx_trainer.py"),
@@ -191,6 +202,7 @@ def run(output_dir: str | Path, *, sample: str | Path = SAMPLE, train_steps: int
         "rejected": str(output_dir / "rejected.jsonl"),
         "crosses": [c.to_dict() for c in CROSSES],
         "defaults": DEFAULTS,
+        "split": SPLIT,
         "label": LABEL,
         # Pusher writes <serving>/<version>/; Transform writes <root>/Transform/transform_graph/<id>/.
         "pushed_model": _newest("*/saved_model.pb", serving_dir).rsplit("/", 1)[0],

@@ -3,8 +3,8 @@ model; run by ``tests/test_tfx_pipeline.py`` with the TFX venv's python (see ``.
 
     python tests/tfx_pipeline_check.py OUTPUT_DIR RESULT_JSON
 
-Every row of the sample, as a serialized raw tf.Example (its values as they are: a missing value is
-left out, a float is a float_list), goes through the pushed model's ``transform_features``
+Every row of the sample, as a serialized raw tf.Example (its values as they are: a missing value or
+an empty list is left out, a float is a float_list, a list is a list), goes through the pushed model's ``transform_features``
 signature alone; the rows it accepts then go through it, and through ``serving_default``, as one
 batch. The crossed ids (or the error) of every row go to RESULT_JSON, which is written last, with
 ``"ok": true``: a process that ran a tf.Transform pipeline can crash in TensorFlow's teardown at
@@ -42,6 +42,24 @@ def serialized_example(row: dict) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
+def ids_by_row(outputs: dict) -> dict:
+    """``transform_features`` outputs as ``{cross: [ids of row 0, ...]}``: an int per row, or for a
+    multivalent cross (``__values`` and ``__row_lengths``) a list per row."""
+    from tfx_trainer import ROW_LENGTHS, VALUES
+
+    ids = {}
+    for name, value in outputs.items():
+        if name.endswith(VALUES):
+            cross = name[: -len(VALUES)]
+            values, start, ids[cross] = value.numpy().tolist(), 0, []
+            for length in outputs[cross + ROW_LENGTHS].numpy().tolist():
+                ids[cross].append(values[start : start + length])
+                start += length
+        elif not name.endswith(ROW_LENGTHS):
+            ids[name] = value.numpy().tolist()
+    return ids
+
+
 def serve(model_dir: str, rows: list[dict]) -> dict:
     import tensorflow as tf
 
@@ -51,15 +69,15 @@ def serve(model_dir: str, rows: list[dict]) -> dict:
     one_by_one = {}
     for row in rows:
         try:
-            ids = transform_features(examples=tf.constant([serialized_example(row)]))
-            one_by_one[row["click_id"]] = {"ids": {name: int(v.numpy()[0]) for name, v in ids.items()}}
+            ids = ids_by_row(transform_features(examples=tf.constant([serialized_example(row)])))
+            one_by_one[row["click_id"]] = {"ids": {name: by_row[0] for name, by_row in ids.items()}}
         except tf.errors.InvalidArgumentError as error:
             # TF's parse error, e.g. "Feature: country (data type: string) is required but could not be found."
             lines = [line for line in error.message.splitlines() if line.startswith("Name: ")] or [error.message]
             one_by_one[row["click_id"]] = {"error": lines[0]}
     accepted = [row for row in rows if "ids" in one_by_one[row["click_id"]]]
     batch = tf.constant([serialized_example(row) for row in accepted])
-    ids = transform_features(examples=batch)
+    ids = ids_by_row(transform_features(examples=batch))
     probability = serving_default(examples=batch)["probability"]
     return {
         "signatures": sorted(model.signatures),
@@ -67,7 +85,7 @@ def serve(model_dir: str, rows: list[dict]) -> dict:
         "one_by_one": one_by_one,
         "batch": {
             "click_ids": [row["click_id"] for row in accepted],
-            "ids": {name: v.numpy().tolist() for name, v in ids.items()},
+            "ids": ids,
             "probability_shape": list(probability.shape),
             "probability": probability.numpy().ravel().tolist(),
         },
