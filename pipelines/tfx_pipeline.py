@@ -35,6 +35,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -220,6 +221,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train_steps", type=int, default=50)
     parser.add_argument("--eval_steps", type=int, default=5)
     args, beam_args = parser.parse_known_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines; set before it loads
     summary = run(args.output_dir, sample=args.sample, train_steps=args.train_steps, eval_steps=args.eval_steps,
                   beam_pipeline_args=beam_args or BEAM_ARGS)
     print(f"rows read {summary['rows_read']}, to the pipeline {summary['rows_written']}, "
