@@ -16,7 +16,9 @@ example (per the schema) arrive as ``SparseTensor`` s. Missing values are handle
 
 ``custom_config`` (all keys optional) overrides the defaults below: ``crosses`` (a list of
 ``Cross.to_dict()``), ``defaults``, ``passthrough``, ``collision_stats`` (bool),
-``target_collision_share``.
+``target_collision_share``; and ``split``, a list of string features that hold whitespace-separated
+values (CSV, and so CsvExampleGen, has no lists): each becomes multivalent (see
+:func:`split_values`) before crossing.
 
 Without TFX, ``run(argv)`` reads tf.Examples with TFXIO (``tfx_bsl.public.tfxio.TFExampleRecord``),
 runs ``tft_beam.AnalyzeAndTransformDataset`` and ``WriteTransformFn``, and writes the transformed
@@ -66,9 +68,32 @@ def raw_schema():
     return schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)
 
 
+def split_values(value):
+    """A string feature of whitespace-separated values as a multivalent ``SparseTensor`` (batch, values).
+
+    A row's values (a dense value, or a VarLen feature's values) are joined with a space, then split
+    on whitespace: ``"cooking travel"`` and ``["cooking", "travel"]`` both give two values; a missing,
+    empty or blank row gives none.
+    """
+    if not isinstance(value, (tf.Tensor, tf.SparseTensor, tf.RaggedTensor)) or value.dtype != tf.string:
+        raise TypeError(f"A split feature must be a string tensor. Received: {value!r}")
+    if isinstance(value, tf.SparseTensor):
+        value = tf.RaggedTensor.from_sparse(value)
+    elif isinstance(value, tf.Tensor):
+        value = tf.RaggedTensor.from_tensor(tf.reshape(value, [-1, 1]))
+    return tf.strings.split(tf.strings.reduce_join(value, axis=1, separator=" ")).to_sparse()
+
+
 def preprocessing_fn(inputs, custom_config=None):
     """TFX's entry point: ``inputs`` maps feature names to (Sparse)Tensors of a batch."""
     config = dict(custom_config or {})
+    split = config.get("split", [])
+    if isinstance(split, str) or not all(isinstance(f, str) for f in split):
+        raise TypeError(f"`split` must be a list of feature names. Received: split={split!r}")
+    missing = sorted(set(split) - set(inputs))
+    if missing:
+        raise KeyError(f"Features {missing} are to be split, but missing from the inputs {sorted(inputs)}")
+    inputs = {**inputs, **{f: split_values(inputs[f]) for f in split}}
     crosses = [Cross.from_dict(c) for c in config["crosses"]] if "crosses" in config else CROSSES
     build = functools.partial(
         beam_cross_tft.make_preprocessing_fn,

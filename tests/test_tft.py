@@ -320,6 +320,37 @@ def test_module_file_run_with_its_own_defaults(tmp_path):
     assert sorted(_bc_tft().read_collision_stats(output)) == sorted(c.name for c in module.CROSSES)
 
 
+def test_module_file_splits_space_separated_values(tmp_path):
+    """``split``: a string feature of space-separated values (a CSV cell) crossed as a multivalent one;
+    a value list works too, and a missing, empty or blank value gives no id."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    module = load_module_file()
+    tags = [["a b"], ["c"], [], ["d", "e  f"], None, [" "]]  # as tf.Examples hold them
+    rows = [{"country": f"c{i}", "hour": i, "label": 0, **({} if t is None else {"tags": t})} for i, t in enumerate(tags)]
+    module.write_examples(rows, str(tmp_path / "examples.tfrecord"))
+    cross = Cross(["tags", "country"], 50)
+    config = {"crosses": [cross.to_dict()], "split": ["tags"], "passthrough": ["hour"], "collision_stats": False}
+    with TestPipeline(runner="FnApiRunner") as pipeline:
+        module.transform_examples(pipeline, str(tmp_path / "*.tfrecord"), str(tmp_path / "out"),
+                                  custom_config=config, temp_dir=str(tmp_path / "tmp"))
+    got = [row[cross.name] for row in sorted(_transformed_rows(str(tmp_path / "out")), key=lambda r: r["hour"])]
+    split = [["a", "b"], ["c"], [], ["d", "e", "f"], [], []]
+    assert got == cross.apply({"tags": split, "country": [r["country"] for r in rows]}).to_pylist()
+    assert [len(ids) for ids in got] == [2, 1, 0, 3, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "split, error",
+    [("tags", "`split` must be a list of feature names"), (["nope"], "Features \\['nope'\\] are to be split")],
+)
+def test_module_file_rejects_a_bad_split(split, error):
+    module = load_module_file()
+    inputs = {"tags": tf.sparse.from_dense(tf.constant([["a"]])), "country": tf.constant(["fr"])}
+    with pytest.raises((TypeError, KeyError), match=error):
+        module.preprocessing_fn(inputs, {"crosses": [Cross(["tags", "country"], 5).to_dict()], "split": split})
+
+
 def test_import_beam_cross_does_not_load_the_tft_module():
     import subprocess
     import sys
