@@ -11,6 +11,8 @@ needs no TensorFlow install. Rows are dicts (see :mod:`beam_cross.io`).
 
 from __future__ import annotations
 
+import struct
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 
@@ -85,3 +87,12 @@ def encode_example(row: dict) -> bytes:
         else:
             feature.bytes_list.value.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values)
     return example.SerializeToString()
+
+
+def tfrecord_frame(record: bytes) -> bytes:
+    """``record`` framed as in a TFRecord file: length, its masked CRC-32C, the data, its masked CRC-32C."""
+    from apache_beam.io.tfrecordio import _TFRecordUtil
+
+    masked_crc = _TFRecordUtil._masked_crc32c
+    length = struct.pack("<Q", len(record))
+    return b"".join((length, struct.pack("<I", masked_crc(length)), record, struct.pack("<I", masked_crc(record))))
