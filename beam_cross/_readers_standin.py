@@ -69,7 +69,24 @@ def plan_input(pattern, input_format=None, schema_text=None) -> InputPlan:
     return InputPlan(tuple(files), fmt, io.arrow_schema(types), floats, sum(sizes.values()), "bytes")
 
 
+def _floats_in_ints(row, schema):
+    for field in schema:
+        value = row.get(field.name)
+        values = value if isinstance(value, list) else [value]
+        if pa.types.is_integer(getattr(field.type, "value_type", field.type)) and any(isinstance(v, float) for v in values):
+            return field.name
+    return None
+
+
 def _to_batch(rows, sources, schema):
+    floats = [_floats_in_ints(row, schema) for row in rows]
+    if any(floats):  # Arrow would truncate 13.5 to 13: reject the row instead
+        rejected = [rejection("float", f"{source}: column `{name}` holds a float. Received: value={row[name]!r}", row,
+                              source=source, feature=name)
+                    for row, source, name in zip(rows, sources, floats) if name]
+        keep = [i for i, name in enumerate(floats) if not name]
+        batch, bad = _to_batch([rows[i] for i in keep], [sources[i] for i in keep], schema)
+        return batch, rejected + bad
     try:
         return pa.RecordBatch.from_pylist(rows, schema=schema), []
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):

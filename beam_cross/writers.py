@@ -49,6 +49,10 @@ class _Writer:
         self._handle.close()
         return self.rows
 
+    def _start(self, schema: pa.Schema) -> None:
+        """Opens the file for ``schema`` before any row (so an empty file still has a header / schema)."""
+        self._write(pa.RecordBatch.from_pylist([], schema=schema))
+
     def _finish(self):
         pass
 
@@ -203,10 +207,14 @@ class TfrecordWriter(_Writer):
 WRITERS = {"parquet": ParquetWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "tfrecord": TfrecordWriter}
 
 
-def open_writer(path: str, fmt: str) -> _Writer:
+def open_writer(path: str, fmt: str, schema: pa.Schema | None = None) -> _Writer:
+    """A writer of ``fmt`` at ``path``; with ``schema``, the file is valid even if no row is written."""
     if fmt not in WRITERS:
         raise ValueError(f"`fmt` must be one of {FORMATS}. Received: fmt={fmt!r}")
-    return WRITERS[fmt](path)
+    writer = WRITERS[fmt](path)
+    if schema is not None:
+        writer._start(schema)
+    return writer
 
 
 def _json_default(value):

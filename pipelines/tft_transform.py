@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import types
 
 import apache_beam as beam
 import numpy as np
@@ -34,14 +35,31 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from beam_cross import io
 from beam_cross import tft as beam_cross_tft
-from beam_cross.cli import build_parser, plan
+from beam_cross.cli import build_parser, crosses_of
 from beam_cross.elements import ElementCrosser
-from beam_cross.linear_job import cross_outcomes
 from beam_cross.sinks import WriteShards
 from beam_cross.sources import REJECTED, ROWS, ReadRows, rejection
 
 SERVING_SAMPLE = 200
 _log = logging.getLogger("beam_cross")
+
+
+def plan(known):
+    """Input files, format, column types (dict) and crosses from the ``beam-cross`` flags."""
+    crosses, _ = crosses_of(known)
+    files = io.expand_input(known.input)
+    fmt = known.input_format or io.format_of(files[0])
+    inferred, _ = io.sample_schema(files[0], fmt)
+    schema = {**inferred, **io.parse_schema(known.schema)}
+    return types.SimpleNamespace(files=files, input_format=fmt, schema=schema, crosses=crosses,
+                                 output=os.path.abspath(known.output))
+
+
+def cross_outcomes(crosser, batch):
+    """``(True, crossed row)`` or ``(False, Rejected)`` per row of ``batch``, in order."""
+    crossed, rejected = crosser.cross_elements(batch)
+    for position, row in enumerate(crossed):
+        yield (False, rejected[position]) if position in rejected else (True, row)
 
 
 def feature_spec(files, fmt, schema, crosses, sample_rows=10_000):

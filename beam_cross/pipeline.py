@@ -1,0 +1,267 @@
+"""The ``beam-cross`` pipeline: one straight line of steps, the same on every runner.
+
+    ReadChunks -> CrossAndWrite -> (key) -> CombinePerKey(Results) -> WriteResults
+
+``CrossAndWrite`` crosses each chunk's RecordBatch and writes crossed rows and rejected rows to
+files of its own in the run's temporary directory (one crossed and one rejected file per bundle,
+named uniquely per attempt, in the spirit of Beam's FileBasedSink: a retried bundle's files are
+never listed, so never counted). For each chunk it emits only a small :class:`Outcome`: the files
+written to, the rows the writers took, the rejection reasons and the chunk's collision statistics.
+Those are combined into one result per run (``_results.json``), from which the launcher checks
+rows read = rows crossed + rows rejected, and commits.
+
+With ``--num_shards N`` (an explicit opt-in), crossed batches are grouped by shard
+(``GroupByKey``, which holds the crossed rows) and written as exactly N files.
+
+A straight line, with no branch, no multi-output ParDo and no output from ``finish_bundle``, is
+also what Beam's DaskRunner runs correctly (it computes only the last step).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from beam_cross import writers
+from beam_cross._readers_standin import ReadChunks
+from beam_cross.sources import rejection
+from beam_cross.stats import CrossStatsAccumulator
+
+METRICS_NAMESPACE = "beam_cross"
+RESULTS_NAME = "_results.json"
+PROGRESS_SECONDS = 10
+_RESULTS_KEY = -1
+_log = logging.getLogger("beam_cross")
+
+
+class Outcome(NamedTuple):
+    """What one chunk (or one written shard) left behind; small, whatever the chunk's size."""
+
+    rows_read: int
+    files: tuple  # (kind, path, rows written, shard or -1, first source)
+    reasons: tuple  # (reason, count)
+    stats: tuple  # one CrossStatsAccumulator per cross, or ()
+
+
+def _rejected_record(error) -> dict:
+    return rejection(error.reason, error.message, error.element, feature=error.feature, cross=error.cross)
+
+
+class Progress:
+    """A line now and then: rows done, rate, and (against a known total) share done and time left."""
+
+    def __init__(self, total: int, unit: str, whole_job: bool, every: float = PROGRESS_SECONDS):
+        self.total, self.unit, self.whole_job, self.every = total, unit, whole_job, every
+        self.rows = 0
+        self.started = self.last = time.monotonic()
+
+    def add(self, rows: int, done_units: int | None = None) -> None:
+        self.rows += rows
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            _log.info("%s", self.line(now))
+
+    def line(self, now: float) -> str:
+        seconds = max(now - self.started, 1e-9)
+        rate = self.rows / seconds
+        text = f"beam-cross: {self.rows:,} rows in {seconds:,.0f} s ({rate:,.0f} rows/s)"
+        if self.whole_job and self.unit == "rows" and self.total:
+            share = min(self.rows / self.total, 1.0)
+            left = (self.total - self.rows) / rate if rate else float("inf")
+            text += f", {share:.0%} of {self.total:,} rows, about {max(left, 0):,.0f} s left"
+        elif not self.whole_job:
+            text += " on this worker"
+        return text
+
+
+class _CrossAndWrite(beam.DoFn):
+    """Chunk in; crossed and rejected rows to this bundle's files; one Outcome out per chunk."""
+
+    def __init__(self, spec: dict):
+        self._spec = spec
+        self._counters = {n: Metrics.counter(METRICS_NAMESPACE, n) for n in ("rows_read", "rows_crossed", "rows_rejected")}
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_local", "_crosser")}
+
+    def setup(self):
+        from beam_cross.elements import ElementCrosser
+
+        spec = self._spec
+        self._crosser = ElementCrosser(spec["crosses"], keep_inputs=True, feature_types=spec["feature_types"])
+        self._local = threading.local()  # Dask may share one DoFn between threads: state per thread
+
+    def start_bundle(self):
+        local = self._local
+        local.crossed = local.rejected = None
+        local.next_shard = random.randrange(self._spec["num_shards"]) if self._spec["num_shards"] else 0
+        if not hasattr(local, "progress"):
+            local.progress = Progress(self._spec["progress_total"], self._spec["progress_unit"], self._spec["whole_job"])
+
+    def _writer(self, kind):
+        local, spec = self._local, self._spec
+        if getattr(local, kind) is None:
+            suffix = writers.SUFFIXES[spec["output_format"]] if kind == "crossed" else ".jsonl"
+            path = FileSystems.join(spec["temp_dir"], kind, f"{uuid.uuid4().hex}{suffix}")
+            setattr(local, kind, writers.open_writer(path, spec["output_format"]) if kind == "crossed"
+                    else writers.RejectedWriter(path))
+        return getattr(local, kind)
+
+    def process(self, chunk):
+        spec, local = self._spec, self._local
+        crossed, errors = self._crosser.cross_record_batch(chunk.rows)
+        records = list(chunk.rejected) + [_rejected_record(e) for e in errors]
+        files = []
+        if records:
+            written = self._writer("rejected").write(records)
+            files.append(("rejected", local.rejected.path, written, -1, chunk.source))
+        stats = ()
+        if crossed is not None and crossed.num_rows:
+            stats = tuple(self._stats(crossed))
+            if spec["num_shards"]:
+                local.next_shard = (local.next_shard + 1) % spec["num_shards"]
+                yield local.next_shard, crossed
+            else:
+                written = self._writer("crossed").write(crossed)
+                files.append(("crossed", local.crossed.path, written, -1, chunk.source))
+        reasons = collections.Counter(r["reason"] for r in records)
+        self._counters["rows_read"].inc(chunk.rows_read)
+        self._counters["rows_crossed"].inc(crossed.num_rows if crossed is not None else 0)
+        self._counters["rows_rejected"].inc(len(records))
+        local.progress.add(chunk.rows_read)
+        outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats)
+        yield (_RESULTS_KEY, outcome) if spec["num_shards"] else outcome
+
+    def _stats(self, crossed):
+        spec = self._spec
+        for cross in spec["crosses"]:
+            accumulator = CrossStatsAccumulator(cross, spec["target_collision_share"])
+            accumulator.add_record_batch(crossed)
+            yield accumulator
+
+    def finish_bundle(self):
+        local = self._local
+        for kind in ("crossed", "rejected"):
+            writer = getattr(local, kind)
+            if writer is not None:
+                writer.close()
+            setattr(local, kind, None)
+
+
+class _WriteShard(beam.DoFn):
+    """``(shard, batches)`` -> one file holding them; ``(-1, outcomes)`` pass through."""
+
+    def __init__(self, spec: dict):
+        self._spec = spec
+
+    def process(self, group):
+        key, values = group
+        if key == _RESULTS_KEY:
+            yield from values
+            return
+        spec = self._spec
+        path = FileSystems.join(spec["temp_dir"], "crossed", f"shard-{key:05d}-{uuid.uuid4().hex}"
+                                f"{writers.SUFFIXES[spec['output_format']]}")
+        writer = writers.open_writer(path, spec["output_format"])
+        for batch in values:
+            writer.write(batch)
+        yield Outcome(0, (("crossed", path, writer.close(), key, f"shard {key:05d}"),), (), ())
+
+
+class ResultsFn(beam.CombineFn):
+    """Outcomes -> one dict: rows read, files written with their rows, reasons, merged statistics."""
+
+    def create_accumulator(self):
+        return {"rows_read": 0, "files": {}, "reasons": collections.Counter(), "stats": None}
+
+    def add_input(self, accumulator, outcome):
+        accumulator["rows_read"] += outcome.rows_read
+        for kind, path, rows, shard, source in outcome.files:
+            entry = accumulator["files"].setdefault(path, [kind, 0, shard, source])
+            entry[1] += rows
+            entry[3] = min(entry[3], source)
+        accumulator["reasons"].update(dict(outcome.reasons))
+        if outcome.stats:
+            if accumulator["stats"] is None:
+                accumulator["stats"] = list(outcome.stats)
+            else:
+                for mine, theirs in zip(accumulator["stats"], outcome.stats):
+                    mine.merge(theirs)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for other in accumulators:
+            merged["rows_read"] += other["rows_read"]
+            for path, (kind, rows, shard, source) in other["files"].items():
+                entry = merged["files"].setdefault(path, [kind, 0, shard, source])
+                entry[1] += rows
+                entry[3] = min(entry[3], source)
+            merged["reasons"].update(other["reasons"])
+            if other["stats"] is not None:
+                if merged["stats"] is None:
+                    merged["stats"] = other["stats"]
+                else:
+                    for mine, theirs in zip(merged["stats"], other["stats"]):
+                        mine.merge(theirs)
+        return merged
+
+    def extract_output(self, accumulator):
+        return {
+            "rows_read": accumulator["rows_read"],
+            "files": [{"kind": k, "path": p, "rows": r, "shard": s, "first_source": f}
+                      for p, (k, r, s, f) in sorted(accumulator["files"].items())],
+            "reasons": dict(accumulator["reasons"]),
+            "stats": [s.result().to_dict() for s in accumulator["stats"] or []],
+        }
+
+
+def _write_results(keyed, path):
+    _, results = keyed
+    with FileSystems.create(path) as handle:
+        handle.write(json.dumps(results).encode("utf-8"))
+    return path
+
+
+def build_pipeline(pipeline, job, whole_job_progress: bool = True):
+    """Adds the job's steps to ``pipeline``; the last step writes ``_results.json`` in the temp dir."""
+    spec = {
+        "crosses": list(job.crosses),
+        "feature_types": dict(job.feature_types),
+        "output_format": job.output_format,
+        "num_shards": job.num_shards,
+        "temp_dir": job.temp_dir,
+        "target_collision_share": job.target_collision_share,
+        "progress_total": job.progress_total,
+        "progress_unit": job.progress_unit,
+        "whole_job": whole_job_progress,
+    }
+    outcomes = (
+        pipeline
+        | "Read" >> ReadChunks(job.files, job.input_format, job.schema)
+        | "CrossAndWrite" >> beam.ParDo(_CrossAndWrite(spec))
+    )
+    if job.num_shards:
+        outcomes = (
+            outcomes
+            | "ByShard" >> beam.GroupByKey()
+            | "WriteShards" >> beam.ParDo(_WriteShard(spec))
+        )
+    return (
+        outcomes
+        | "OneKey" >> beam.Map(lambda outcome: (None, outcome))
+        | "Results" >> beam.CombinePerKey(ResultsFn())
+        | "WriteResults" >> beam.Map(_write_results, FileSystems.join(job.temp_dir, RESULTS_NAME))
+    )
