@@ -43,7 +43,13 @@ class InputPlan:
 
 def plan_input(pattern, input_format=None, schema_text=None) -> InputPlan:
     files = io.expand_input(pattern)
-    fmt = input_format or io.format_of(files[0])
+    fmt = input_format
+    if fmt is None:
+        formats = {io.format_of(f) for f in files}
+        if len(formats) > 1:
+            raise io.InputError(f"`--input` {pattern} mixes formats {sorted(formats)}; pass files of one format "
+                                "(or `--input_format`).")
+        fmt = formats.pop()
     sizes = {m.path: m.size_in_bytes for r in FileSystems.match(files) for m in r.metadata_list}
     non_empty = [f for f in files if sizes.get(f, 0) > 0]
     if not non_empty:

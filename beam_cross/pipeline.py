@@ -25,6 +25,7 @@ import logging
 import random
 import threading
 import time
+import typing
 import uuid
 from typing import NamedTuple
 
@@ -251,13 +252,13 @@ def build_pipeline(pipeline, job, whole_job_progress: bool = True):
     outcomes = (
         pipeline
         | "Read" >> ReadChunks(job.files, job.input_format, job.schema)
-        | "CrossAndWrite" >> beam.ParDo(_CrossAndWrite(spec))
+        | "CrossAndWrite" >> beam.ParDo(_CrossAndWrite(spec)).with_output_types(typing.Any)
     )
     if job.num_shards:
         outcomes = (
             outcomes
             | "ByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(_WriteShard(spec))
+            | "WriteShards" >> beam.ParDo(_WriteShard(spec)).with_output_types(typing.Any)
         )
     return (
         outcomes
