@@ -28,7 +28,7 @@ import beam_cross
 from beam_cross import commit, report, writers
 from beam_cross.cli import build_parser, crosses_of, own_flags
 from beam_cross.pipeline import METRICS_NAMESPACE, RESULTS_NAME, build_pipeline
-from beam_cross.plan import Job, plan
+from beam_cross.plan import Job, check_beam_flags, plan
 from beam_cross.summary import Summary
 
 PROGRESS_SECONDS = 10
@@ -94,9 +94,10 @@ def run(argv=None) -> Summary:
     """Runs the job described by ``argv`` (see ``beam-cross --help``); returns its summary."""
     started = time.monotonic()
     known, beam_args = build_parser().parse_known_args(argv)
-    crosses, notes = crosses_of(known)
     beam_args = _runner_args(beam_args)
-    job = plan(known, beam_args, own_flags(), crosses, notes)
+    check_beam_flags(beam_args, own_flags())
+    crosses, notes = crosses_of(known)
+    job = plan(known, crosses, notes)
     options, runner, in_process = _options(beam_args)
     for note in job.notes:
         _log.info("beam-cross: %s", note)

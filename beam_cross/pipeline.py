@@ -30,11 +30,13 @@ import uuid
 from typing import NamedTuple
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_cross import writers
-from beam_cross._readers_standin import ReadChunks
+from beam_cross.readers import ReadChunks
 from beam_cross.sources import rejection
 from beam_cross.stats import CrossStatsAccumulator
 
@@ -42,6 +44,7 @@ METRICS_NAMESPACE = "beam_cross"
 RESULTS_NAME = "_results.json"
 PROGRESS_SECONDS = 10
 _RESULTS_KEY = -1
+_ROW = "__beam_cross_row__"  # each row's place in its chunk, to locate the rows crossing rejects
 _log = logging.getLogger("beam_cross")
 
 
@@ -54,20 +57,18 @@ class Outcome(NamedTuple):
     stats: tuple  # one CrossStatsAccumulator per cross, or ()
 
 
-def _rejected_record(error) -> dict:
-    return rejection(error.reason, error.message, error.element, feature=error.feature, cross=error.cross)
-
-
 class Progress:
     """A line now and then: rows done, rate, and (against a known total) share done and time left."""
 
     def __init__(self, total: int, unit: str, whole_job: bool, every: float = PROGRESS_SECONDS):
         self.total, self.unit, self.whole_job, self.every = total, unit, whole_job, every
-        self.rows = 0
+        self.rows = self.done = 0
         self.started = self.last = time.monotonic()
 
-    def add(self, rows: int, done_units: int | None = None) -> None:
+    def add(self, rows: int, units: int = 0) -> None:
+        """``rows`` more rows read, standing for ``units`` of the total (rows or bytes)."""
         self.rows += rows
+        self.done += units
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
@@ -77,10 +78,11 @@ class Progress:
         seconds = max(now - self.started, 1e-9)
         rate = self.rows / seconds
         text = f"beam-cross: {self.rows:,} rows in {seconds:,.0f} s ({rate:,.0f} rows/s)"
-        if self.whole_job and self.unit == "rows" and self.total:
-            share = min(self.rows / self.total, 1.0)
-            left = (self.total - self.rows) / rate if rate else float("inf")
-            text += f", {share:.0%} of {self.total:,} rows, about {max(left, 0):,.0f} s left"
+        if self.whole_job and self.total and self.done:
+            share = min(self.done / self.total, 1.0)
+            left = seconds * (1 - share) / share
+            of = f"{self.total:,} rows" if self.unit == "rows" else f"{self.total / 2**20:,.0f} MiB"
+            text += f", {share:.0%} of {of}, about {left:,.0f} s left"
         elif not self.whole_job:
             text += " on this worker"
         return text
@@ -121,8 +123,8 @@ class _CrossAndWrite(beam.DoFn):
 
     def process(self, chunk):
         spec, local = self._spec, self._local
-        crossed, errors = self._crosser.cross_record_batch(chunk.rows)
-        records = list(chunk.rejected) + [_rejected_record(e) for e in errors]
+        crossed, errors = self._cross(chunk)
+        records = list(chunk.rejected) + errors
         files = []
         if records:
             written = self._writer("rejected").write(records)
@@ -140,9 +142,27 @@ class _CrossAndWrite(beam.DoFn):
         self._counters["rows_read"].inc(chunk.rows_read)
         self._counters["rows_crossed"].inc(crossed.num_rows if crossed is not None else 0)
         self._counters["rows_rejected"].inc(len(records))
-        local.progress.add(chunk.rows_read)
+        local.progress.add(chunk.rows_read, getattr(chunk, "progress", 0))
         outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats)
         yield (_RESULTS_KEY, outcome) if spec["num_shards"] else outcome
+
+    def _cross(self, chunk):
+        """The crossed batch and the rejected records, each with its ``file:line``."""
+        rows = chunk.rows
+        numbered = rows.append_column(_ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+        crossed, errors = self._crosser.cross_record_batch(numbered)
+        if not errors:
+            return (crossed.drop_columns([_ROW]) if crossed is not None else None), []
+        kept = np.zeros(rows.num_rows, bool)
+        if crossed is not None:
+            kept[crossed.column(_ROW).to_numpy()] = True
+        sources = chunk.locate(np.flatnonzero(~kept)) if hasattr(chunk, "locate") else [chunk.source] * len(errors)
+        records = []
+        for error, source in zip(errors, sources):
+            element = {k: v for k, v in error.element.items() if k != _ROW}
+            records.append(rejection(error.reason, f"{source}: {error.message}", element, source=source,
+                                     feature=error.feature, cross=error.cross))
+        return (crossed.drop_columns([_ROW]) if crossed is not None else None), records
 
     def _stats(self, crossed):
         spec = self._spec

@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_cross import commit, io
-from beam_cross._readers_standin import plan_input
+from beam_cross.readers import plan_input
 from beam_cross.spec import Cross, check_crosses
 
 
@@ -178,9 +178,8 @@ def output_schema(schema: pa.Schema, crosses, feature_types) -> pa.Schema:
     return crossed.schema
 
 
-def plan(args, beam_args: list[str], own_flags: list[str], crosses: list[Cross], notes: list[str]) -> Job:
+def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
     """Checks the input, crosses and output before anything runs; returns the Job or raises PlanError."""
-    check_beam_flags(beam_args, own_flags)
     try:
         crosses = list(check_crosses(crosses))
     except ValueError as error:
@@ -190,10 +189,21 @@ def plan(args, beam_args: list[str], own_flags: list[str], crosses: list[Cross],
     if not 0 <= args.max_rejected_share <= 1:
         raise PlanError(f"`--max_rejected_share` must be between 0 and 1. Received: max_rejected_share={args.max_rejected_share}")
     source = plan_input(args.input, input_format=args.input_format, schema_text=args.schema)
-    files = list(source.files)
     declared = io.parse_schema(args.schema)
-    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), files)
     crossed_features = {f for c in crosses for f in c.features}
+    if source.format in ("jsonl", "tfrecord"):
+        # JSON and tf.Example values carry their own types: a crossed column where some values are
+        # floats is crossed as int, and its float values are rejected row by row.
+        loose = {f: "int_list" if pa.types.is_list(source.schema.field(f).type) else "int"
+                 for f in source.float_columns if f in crossed_features and f not in declared}
+        if loose:
+            declared.update(loose)
+            notes.append("crossed as int, their float values rejected per row (declare `--schema` to choose): "
+                         + ", ".join(sorted(loose)))
+            text = ",".join(f"{name}:{kind}" for name, kind in declared.items())
+            source = plan_input(args.input, input_format=args.input_format, schema_text=text)
+    files = list(source.files)
+    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), files)
     feature_types = {f: t.removesuffix("_list") for f, t in declared.items()
                      if f in crossed_features and t.removesuffix("_list") in ("string", "int")}
     output = absolute(args.output)
@@ -211,7 +221,7 @@ def plan(args, beam_args: list[str], own_flags: list[str], crosses: list[Cross],
         max_rejected_share=args.max_rejected_share,
         chart=not args.no_chart,
         progress_total=source.total,
-        progress_unit=source.unit,
+        progress_unit=source.total_unit,
         feature_types=feature_types,
         notes=notes,
     )

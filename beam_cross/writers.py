@@ -66,9 +66,10 @@ class ParquetWriter(_Writer):
 
     def _write(self, batch):
         if self._writer is None:
+            self._schema = batch.schema
             self._writer = pq.ParquetWriter(self._handle, batch.schema)
-        elif batch.schema != self._writer.schema_arrow:
-            batch = batch.cast(self._writer.schema_arrow)
+        elif not batch.schema.equals(self._schema, check_metadata=False):
+            batch = batch.cast(self._schema)
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         self._pending_bytes += batch.nbytes

@@ -89,7 +89,7 @@ def test_mixed_formats_in_a_directory_are_refused(tmp_path, capsys):
     _csv(tmp_path / "in" / "a.csv")
     (tmp_path / "in" / "b.jsonl").write_text('{"country": "fr", "hour": 1}\n')
     assert main(["--input", str(tmp_path / "in"), "--cross", "country,hour:10", "--output", str(tmp_path / "out")]) == 2
-    assert "mixes formats ['csv', 'jsonl']" in capsys.readouterr().err
+    assert "The input mixes formats (csv such as" in capsys.readouterr().err
 
 
 def test_user_files_are_never_touched(tmp_path, capsys):
@@ -199,7 +199,7 @@ def test_json_lines_writer_matches_json_module(tmp_path):
     path = str(tmp_path / "rows.jsonl")
     writer = writers.open_writer(path, "jsonl")
     assert writer.write(batch) == 2 and writer.close() == 2
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = Path(path).read_text(encoding="utf-8").split("\n")[:-1]  # not splitlines: \u2028 is no line break
     expected = batch.to_pylist()
     expected[1]["f"] = None  # NaN is not JSON: written as null
     assert [json.loads(line) for line in lines] == expected
@@ -215,10 +215,13 @@ def test_summary_columns_stay_apart():
 
 def test_progress_line_against_a_known_total():
     progress = Progress(1_000_000, "rows", whole_job=True, every=3600)
-    progress.add(250_000)
+    progress.add(250_000, 250_000)
     line = progress.line(progress.started + 10)
     assert line == "beam-cross: 250,000 rows in 10 s (25,000 rows/s), 25% of 1,000,000 rows, about 30 s left"
     assert Progress(0, "bytes", whole_job=False).line(time.monotonic()).endswith("on this worker")
+    progress = Progress(100 * 2**20, "bytes", whole_job=True, every=3600)
+    progress.add(1000, 25 * 2**20)
+    assert progress.line(progress.started + 5).endswith("25% of 100 MiB, about 15 s left")
 
 
 @pytest.mark.slow
