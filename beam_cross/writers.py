@@ -23,7 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from beam_cross.tf_example import encode_example, tfrecord_frame
+from beam_cross.tf_example import encode_batch, tfrecord_frames
 
 FORMATS = ("csv", "jsonl", "parquet", "tfrecord")
 SUFFIXES = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "tfrecord": ".tfrecord"}
@@ -200,9 +200,7 @@ class JsonlWriter(_Writer):
 
 class TfrecordWriter(_Writer):
     def _write(self, batch):
-        write = self._handle.write
-        for row in batch.to_pylist():
-            write(tfrecord_frame(encode_example(row)))
+        self._handle.write(tfrecord_frames(encode_batch(batch)))
 
 
 WRITERS = {"parquet": ParquetWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "tfrecord": TfrecordWriter}

@@ -319,6 +319,18 @@ def test_tf_example_codec_matches_tensorflow():
     assert io.decode_example(_tf_example(row).SerializeToString(), {}) == row
 
 
+def test_tf_example_batch_codec_matches_tensorflow():
+    import tensorflow as tf
+
+    from beam_cross.tf_example import encode_batch
+
+    rows = [{"s": "fr", "i": -3, "big": 2**63 - 1, "f": 0.5, "l": ["a", "b"], "il": [1, 2, 300], "e": [], "b": True},
+            {"s": "caf\u00e9" * 60, "i": 2**40, "big": 0, "f": None, "l": None, "il": [7], "e": [], "b": False}]
+    encoded = encode_batch(pa.RecordBatch.from_pylist(rows))
+    for row, record in zip(rows, encoded.to_pylist()):
+        assert tf.train.Example.FromString(record) == _tf_example(row)
+
+
 def test_declared_type_rejects_the_other_kind(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"country": "fr", "hour": 13}\n{"country": "us", "hour": "7"}\n{"country": 5, "hour": 7}\n')
