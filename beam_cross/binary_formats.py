@@ -133,7 +133,7 @@ def tfrecord_frames(handle, path: str, max_record: int):
 
 
 # -- tf.Example records to Arrow ------------------------------------------------------------------------
-_KINDS = {"bytes_list": "bytes", "int64_list": "int", "float_list": "float"}
+_ATTRS = {"bytes": "bytes_list", "int": "int64_list", "float": "float_list"}
 
 
 def _kind_of(arrow_type) -> tuple[str, bool]:
@@ -147,55 +147,55 @@ def _kind_of(arrow_type) -> tuple[str, bool]:
     return "bytes", is_list
 
 
+def _values(features, specs):
+    """One record's values in column order, or the problem that rejects the record."""
+    row = []
+    for name, kind, is_list, attr in specs:
+        feature = features.get(name)
+        if feature is None:
+            row.append(None)
+            continue
+        values = getattr(feature, attr).value
+        count = len(values)
+        if count == 1:
+            row.append([values[0]] if is_list else values[0])
+        elif count:
+            if not is_list:
+                return None, (f"feature `{name}` has {count} values where its column holds one; declare it as a "
+                              f"list with `--schema {name}:{'string' if kind == 'bytes' else kind}_list`")
+            row.append(list(values))
+        else:
+            which = feature.WhichOneof("kind")
+            if which is not None and which != attr:
+                return None, f"feature `{name}` holds a {which}, but its column is {kind}"
+            row.append([] if is_list else None)
+    return row, None
+
+
 def decode_examples(records: list[tuple[int, bytes]], schema: pa.Schema):
     """(RecordBatch, record numbers of its rows, rejections) of ``(number, tf.Example bytes)`` records."""
-    specs = [(f.name, *_kind_of(f.type)) for f in schema]
-    names = set(schema.names)
-    columns = [[] for _ in specs]
-    numbers, rejected = [], []
+    specs = [(f.name, *_kind_of(f.type), _ATTRS[_kind_of(f.type)[0]]) for f in schema]
+    names = frozenset(schema.names)
+    rows, numbers, rejected = [], [], []
     for number, record in records:
         try:
             features = Example.FromString(record).features.feature
         except DecodeError as error:
             rejected.append((number, PARSE, f"not a tf.Example: {error}", record.hex()[:2000]))
             continue
-        if len(features) > len(names) or any(name not in names for name in features):
+        if not names.issuperset(features):
             unknown = [name for name in features if name not in names]
-            if unknown:
-                rejected.append((number, UNKNOWN_COLUMN, unknown_message(unknown, schema), record.hex()[:2000]))
-                continue
-        row, problem = [], None
-        for name, kind, is_list in specs:
-            if name not in features:
-                row.append(None)
-                continue
-            feature = features[name]
-            which = feature.WhichOneof("kind")
-            if which is None:
-                values = ()
-            elif _KINDS[which] != kind:
-                problem = f"feature `{name}` holds a {which}, but its column is {kind}"
-                break
-            else:
-                values = getattr(feature, which).value
-            if is_list:
-                row.append(list(values))
-            elif len(values) == 1:
-                row.append(values[0])
-            elif not values:
-                row.append(None)
-            else:
-                problem = (f"feature `{name}` has {len(values)} values where its column holds one; "
-                           f"declare it as a list with `--schema {name}:{'string' if kind == 'bytes' else kind}_list`")
-                break
+            rejected.append((number, UNKNOWN_COLUMN, unknown_message(unknown, schema), record.hex()[:2000]))
+            continue
+        row, problem = _values(features, specs)
         if problem:
             rejected.append((number, TYPE, problem, record.hex()[:2000]))
             continue
-        for column, value in zip(columns, row):
-            column.append(value)
+        rows.append(row)
         numbers.append(number)
+    columns = list(zip(*rows)) if rows else [() for _ in specs]
     arrays, bad = [], np.zeros(len(numbers), bool)
-    for (_, kind, is_list), values, field_ in zip(specs, columns, schema):
+    for (_, kind, is_list, _), values, field_ in zip(specs, columns, schema):
         array, problems = _column(values, field_, kind, is_list)
         arrays.append(array)
         for index, message in problems.items():

@@ -123,9 +123,9 @@ def _head(path: str, limit: int) -> bytes:
     return data
 
 
-def csv_header(path: str) -> tuple[list[str], bytes]:
+def csv_header(path: str, sample_bytes: int = SAMPLE_BYTES) -> tuple[list[str], bytes]:
     """The column names of a CSV file and its sampled lines after the header."""
-    head = _head(path, SAMPLE_BYTES)
+    head = _head(path, sample_bytes)
     line, _, rest = head.partition(b"\n")
     try:
         names = next(csv.reader([line.rstrip(b"\r").decode("utf-8")]), [])
@@ -152,7 +152,8 @@ def _merge(found: dict, path: str, types: dict, describe) -> None:
             )
 
 
-def plan_input(pattern: str, *, input_format: str | None = None, schema_text: str | None = None) -> InputPlan:
+def plan_input(pattern: str, *, input_format: str | None = None, schema_text: str | None = None,
+               sample_bytes: int = SAMPLE_BYTES) -> InputPlan:
     """The files, format, schema and progress total of an input, from metadata and file heads only.
 
     Inferred types come from a bounded sample at the start of *each* file, and files must agree, so
@@ -186,7 +187,7 @@ def plan_input(pattern: str, *, input_format: str | None = None, schema_text: st
         order: list[str] = []
         for path in non_empty:
             if fmt == "csv":
-                names, sample = csv_header(path)
+                names, sample = csv_header(path, sample_bytes)
                 if order and set(names) != set(order):
                     raise InputError(f"{path} has columns {names}, unlike the first file's {order}.")
                 order = order or names
@@ -194,12 +195,12 @@ def plan_input(pattern: str, *, input_format: str | None = None, schema_text: st
                 types = {n: {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}.get(k) for n, k in kinds.items()}
             elif fmt == "jsonl":
                 try:
-                    types = text_formats.infer_json_schema(_head(path, SAMPLE_BYTES), declared.names)
+                    types = text_formats.infer_json_schema(_head(path, sample_bytes), declared.names)
                 except ValueError as error:
                     raise InputError(f"{path}: {error}") from None
             else:
                 try:
-                    types = binary_formats.infer_example_types(_sample_records(path), declared.names)
+                    types = binary_formats.infer_example_types(_sample_records(path, sample_bytes), declared.names)
                 except ValueError as error:
                     raise InputError(f"{path}: {error}") from None
             _merge(found, path, {n: t for n, t in types.items() if declared.get_field_index(n) < 0}, str)
@@ -221,7 +222,7 @@ def _is_float(kind) -> bool:
     return pa.types.is_floating(kind)
 
 
-def _sample_records(path: str) -> list[bytes]:
+def _sample_records(path: str, sample_bytes: int) -> list[bytes]:
     records, size = [], 0
     with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
         try:
@@ -229,7 +230,7 @@ def _sample_records(path: str) -> list[bytes]:
                 if problem is None:
                     records.append(record)
                     size += len(record)
-                if size > SAMPLE_BYTES or len(records) >= 10_000:
+                if size > sample_bytes or len(records) >= 10_000:
                     break
         except binary_formats.CorruptFile:
             pass  # the read will report it

@@ -369,7 +369,8 @@ def infer_json_schema(block: bytes, declared=()) -> dict[str, pa.DataType | None
             continue
         try:
             row = json.loads(raw)
-        except ValueError:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")  # a lone surrogate is rejected by the reader
+        except ValueError:  # UnicodeError included
             continue
         if isinstance(row, dict):
             for key, value in row.items():
