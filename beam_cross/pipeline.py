@@ -168,7 +168,10 @@ class _CrossAndWrite(beam.DoFn):
         spec = self._spec
         for cross in spec["crosses"]:
             accumulator = CrossStatsAccumulator(cross, spec["target_collision_share"])
-            accumulator.add_record_batch(crossed)
+            if cross.output_mode == "int":  # the crossed column holds the bins: only the full hash is left
+                accumulator.add_columns({f: crossed.column(f) for f in cross.features}, bins=crossed.column(cross.name))
+            else:
+                accumulator.add_record_batch(crossed)
             yield accumulator
 
     def finish_bundle(self):

@@ -210,16 +210,21 @@ class CrossStatsAccumulator:
         if self._pending_size >= _COMPACT_EVERY:
             self._compact()
 
-    def add_columns(self, columns: Mapping) -> None:
-        """Columns of the cross's features (any form ``hashed_cross`` accepts); raises FeatureError."""
+    def add_columns(self, columns: Mapping, bins=None) -> None:
+        """Columns of the cross's features (any form ``hashed_cross`` accepts); raises FeatureError.
+
+        ``bins``: this cross's bins of the same rows, if already computed (e.g. the crossed column).
+        """
         features = {f: columns[f] for f in self.cross.features}
         keys = hashed_cross(features, 0, hash_key=self.cross.hash_key)
-        bins = hashed_cross(features, self.cross.num_bins, hash_key=self.cross.hash_key)
+        if bins is None:
+            bins = hashed_cross(features, self.cross.num_bins, hash_key=self.cross.hash_key)
         if isinstance(keys, (pa.ListArray, pa.LargeListArray)):
             rows = len(keys)
             keys, bins = keys.flatten().to_numpy(), bins.flatten().to_numpy()
         else:
             rows = keys.size
+            bins = bins.to_numpy() if isinstance(bins, (pa.Array, pa.ChunkedArray)) else bins
         self.add_hashes(keys, bins, rows)
 
     def add_rows(self, rows: Sequence[Mapping]) -> None:
