@@ -94,16 +94,20 @@ class _CrossAndWrite(beam.DoFn):
     def __init__(self, spec: dict):
         self._spec = spec
         self._counters = {n: Metrics.counter(METRICS_NAMESPACE, n) for n in ("rows_read", "rows_crossed", "rows_rejected")}
+        self._local = threading.local()  # DaskRunner may run one DoFn object in several threads: state per thread
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k not in ("_local", "_crosser")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     def setup(self):
         from beam_cross.elements import ElementCrosser
 
         spec = self._spec
         self._crosser = ElementCrosser(spec["crosses"], keep_inputs=True, feature_types=spec["feature_types"])
-        self._local = threading.local()  # Dask may share one DoFn between threads: state per thread
 
     def start_bundle(self):
         local = self._local

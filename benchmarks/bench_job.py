@@ -95,13 +95,22 @@ def write_input(table: pa.Table, fmt: str, path: str) -> None:
 
 
 def input_file(data_dir: str, fmt: str, rows: int) -> str:
+    """The cached input; generated in a child process, so that this one stays small: a child's peak
+    RSS (which Linux keeps across fork and exec) must not start from a big parent's."""
     path = os.path.join(data_dir, f"clicks-{rows}.{fmt}")
     if not os.path.exists(path):
         started = time.monotonic()
-        write_input(make_table(rows), fmt, path + ".partial")
+        subprocess.run([sys.executable, __file__, "--generate", fmt, str(rows), path + ".partial"], check=True,
+                       env={**os.environ, "PYTHONPATH": ROOT})
         os.rename(path + ".partial", path)
         print(f"  generated {path} in {time.monotonic() - started:.0f} s", flush=True)
     return path
+
+
+def _own_rss() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(command: list[str]) -> tuple[float, float]:
@@ -119,6 +128,11 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--generate"]:
+        fmt, rows, path = argv[1], int(argv[2]), argv[3]
+        write_input(make_table(rows), fmt, path)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
@@ -129,7 +143,7 @@ def main(argv=None) -> None:
     work = tempfile.mkdtemp(prefix="bench_job_")
     results = {}
     print(f"beam-cross command vs the Beam floor (FnApiRunner), best of {args.repeat}; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
+          f"load average {os.getloadavg()[0]:.1f} at start; this process {_own_rss():.0f} MiB", flush=True)
     for fmt in args.formats:
         for rows in args.rows:
             source = input_file(args.data_dir, fmt, rows)
