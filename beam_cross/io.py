@@ -2,7 +2,7 @@
 
 A row is a dict of plain Python values: ``str``, ``int``, ``float``, ``None`` (missing) or a list of
 them (a multivalent feature). Everything here works on one file or one shard at a time, so the Beam
-transforms in :mod:`beam_cross.sources` and :mod:`beam_cross.sinks` stay thin.
+transforms in :mod:`beam_cross.sources` stay thin.
 
 Formats: ``csv`` (a header row, then rows), ``jsonl`` (one JSON object per line), ``parquet`` and
 ``tfrecord`` (``tf.Example`` records). TFRecord support needs neither TensorFlow nor its protos (see

@@ -216,7 +216,8 @@ def open_writer(path: str, fmt: str, schema: pa.Schema | None = None) -> _Writer
     return writer
 
 
-def _json_default(value):
+def json_default(value):
+    """``json.dumps``' fallback for rejected rows: bytes as text (invalid UTF-8 backslash-escaped), the rest as str."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     return str(value)
@@ -231,7 +232,7 @@ class RejectedWriter:
         self._handle = FileSystems.create(path)
 
     def write(self, records) -> int:
-        lines = [json.dumps(r, default=_json_default) + "\n" for r in records]
+        lines = [json.dumps(r, default=json_default) + "\n" for r in records]
         if lines:
             self._handle.write("".join(lines).encode("utf-8"))
             self.rows += len(lines)

@@ -19,6 +19,7 @@ go to ``<output>/rejected/`` with their reason, so tf.Transform only sees valid 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import sys
@@ -33,11 +34,10 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from beam_cross import io
+from beam_cross import io, writers
 from beam_cross import tft as beam_cross_tft
 from beam_cross.cli import build_parser, crosses_of
 from beam_cross.elements import ElementCrosser
-from beam_cross.sinks import WriteShards
 from beam_cross.sources import REJECTED, ROWS, ReadRows, rejection
 
 SERVING_SAMPLE = 200
@@ -116,7 +116,11 @@ def build_pipeline(pipeline, job, spec, temp_dir):
     read = pipeline | "Read" >> ReadRows(job.files, job.input_format, job.schema)
     valid, rejected = split_valid(read[ROWS], job.crosses, spec)
     all_rejected = (read[REJECTED], rejected) | "AllRejected" >> beam.Flatten()
-    _ = all_rejected | "WriteRejected" >> WriteShards(os.path.join(job.output, "rejected", "part"), "jsonl")
+    _ = (
+        all_rejected
+        | "RejectedAsJson" >> beam.Map(lambda record: json.dumps(record, default=writers.json_default))
+        | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
+    )
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     preprocessing_fn = beam_cross_tft.make_preprocessing_fn(job.crosses, passthrough=list(spec))
     with tft_beam.Context(temp_dir=temp_dir):
