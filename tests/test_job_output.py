@@ -248,3 +248,13 @@ def test_sigterm_mid_run_leaves_the_previous_output_intact(tmp_path):
     process.wait(timeout=60)
     assert process.returncode != 0
     assert _files(output) == before
+
+
+def test_runner_flags_are_not_refused():
+    from beam_cross.cli import own_flags
+    from beam_cross.plan import check_beam_flags
+
+    check_beam_flags(["--runner", "DataflowRunner", "--project", "p", "--region", "us-central1", "--temp_location",
+                      "gs://bucket/tmp", "--setup_file", "./setup.py", "--experiments=use_runner_v2", "--max_num_workers",
+                      "10", "--flink_master", "localhost:8081", "--environment_type", "LOOPBACK", "--direct_num_workers",
+                      "2", "--direct_running_mode", "multi_processing", "--save_main_session"], own_flags())
