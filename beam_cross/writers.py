@@ -98,6 +98,9 @@ def _plain(column: pa.Array) -> pa.Array:
 
 def _csv_column(column: pa.Array) -> pa.Array:
     column = _plain(column)
+    kind = column.type
+    if pa.types.is_struct(kind) or pa.types.is_map(kind) or (_is_list(kind) and pa.types.is_nested(kind.value_type)):
+        return _json_values(column)  # a nested value: its JSON text in the cell
     if _is_list(column.type):
         values = pc.cast(column, pa.list_(pa.string())) if not pa.types.is_binary(column.type.value_type) else column
         return pc.binary_join(values, LIST_SEPARATOR)

@@ -258,3 +258,18 @@ def test_runner_flags_are_not_refused():
                       "gs://bucket/tmp", "--setup_file", "./setup.py", "--experiments=use_runner_v2", "--max_num_workers",
                       "10", "--flink_master", "localhost:8081", "--environment_type", "LOOPBACK", "--direct_num_workers",
                       "2", "--direct_running_mode", "multi_processing", "--save_main_session"], own_flags())
+
+
+def test_csv_writer_nested_values_as_json(tmp_path):
+    batch = pa.RecordBatch.from_pylist([{"a": 1, "s": {"x": 1, "y": "q"}, "l": ["u", "v"], "ll": [[1], [2, 3]]},
+                                        {"a": 2, "s": None, "l": [], "ll": None}])
+    path = str(tmp_path / "rows.csv")
+    writer = writers.open_writer(path, "csv")
+    assert writer.write(batch) == 2 and writer.close() == 2
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [json.loads(r["s"]) for r in rows] == [{"x": 1, "y": "q"}, None]
+    assert [r["l"] for r in rows] == ["u|v", ""]
+    assert [json.loads(r["ll"]) for r in rows] == [[[1], [2, 3]], None]
