@@ -233,7 +233,7 @@ def test_sigterm_mid_run_leaves_the_previous_output_intact(tmp_path):
     big = tmp_path / "big.csv"
     with open(big, "w") as handle:
         handle.write("country,hour\n")
-        for start in range(0, 400_000, 10_000):
+        for start in range(0, 1_500_000, 10_000):
             handle.write("".join(f"c{i % 97},{i % 24}\n" for i in range(start, start + 10_000)))
     process = subprocess.Popen(
         [sys.executable, "-m", "beam_cross", "--input", str(big), "--cross", "country,hour:10", "--output", str(output),
