@@ -273,3 +273,19 @@ def test_csv_writer_nested_values_as_json(tmp_path):
     assert [json.loads(r["s"]) for r in rows] == [{"x": 1, "y": "q"}, None]
     assert [r["l"] for r in rows] == ["u|v", ""]
     assert [json.loads(r["ll"]) for r in rows] == [[[1], [2, 3]], None]
+
+
+def test_a_commit_cut_short_is_finished_by_the_next_run(tmp_path):
+    source, output = _csv(tmp_path / "in.csv"), tmp_path / "out"
+    assert main(["--input", str(source), "--cross", "country,hour:10", "--output", str(output), "--num_shards", "2",
+                 "--no_chart"]) == 0
+    manifest = json.loads((output / "_MANIFEST.json").read_text())
+    listed = [e["path"] for kind in ("crossed", "rejected", "report") for e in manifest["files"][kind]]
+    # A commit that died after removing the manifest and one old file, before renaming anything new:
+    (output / ".beam-cross-commit.json").write_text(json.dumps({"previous": listed, "new": [], "started": 0}))
+    (output / "_MANIFEST.json").unlink()
+    (output / listed[0]).unlink()
+    assert main(["--input", str(source), "--cross", "country,hour:10", "--output", str(output), "--no_chart"]) == 0
+    assert sorted(os.listdir(output / "crossed")) == ["part-00000-of-00001.csv"]
+    assert not (output / ".beam-cross-commit.json").exists()
+    assert json.loads((output / "_MANIFEST.json").read_text())["rows"]["read"] == 20
