@@ -28,7 +28,7 @@ import beam_cross
 from beam_cross import commit, report, writers
 from beam_cross.cli import build_parser, crosses_of, own_flags
 from beam_cross.pipeline import METRICS_NAMESPACE, RESULTS_NAME, build_pipeline
-from beam_cross.plan import Job, check_beam_flags, plan
+from beam_cross.plan import Job, PlanError, check_beam_flags, plan
 from beam_cross.summary import Summary
 
 PROGRESS_SECONDS = 10
@@ -97,8 +97,13 @@ def run(argv=None) -> Summary:
     beam_args = _runner_args(beam_args)
     check_beam_flags(beam_args, own_flags())
     crosses, notes = crosses_of(known)
-    job = plan(known, crosses, notes)
     options, runner, in_process = _options(beam_args)
+    if runner.split(".")[-1] == "DataflowRunner":
+        local = [p for p in (known.input, known.output) if "://" not in p]
+        if local:
+            raise PlanError(f"DataflowRunner workers cannot see local paths such as {local[0]}; use gs:// paths for "
+                            "--input and --output.")
+    job = plan(known, crosses, notes)
     for note in job.notes:
         _log.info("beam-cross: %s", note)
     _log.info("beam-cross: %d %s file(s), %d cross(es) -> %s", len(job.files), job.input_format, len(job.crosses),

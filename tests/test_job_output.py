@@ -289,3 +289,10 @@ def test_a_commit_cut_short_is_finished_by_the_next_run(tmp_path):
     assert sorted(os.listdir(output / "crossed")) == ["part-00000-of-00001.csv"]
     assert not (output / ".beam-cross-commit.json").exists()
     assert json.loads((output / "_MANIFEST.json").read_text())["rows"]["read"] == 20
+
+
+def test_local_paths_on_dataflow_are_refused(tmp_path, capsys):
+    assert main(["--input", str(_csv(tmp_path / "in.csv")), "--cross", "country,hour:10", "--output", str(tmp_path / "o"),
+                 "--runner", "DataflowRunner", "--project", "p", "--region", "us-central1"]) == 2
+    assert "DataflowRunner workers cannot see local paths" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
