@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -85,7 +86,8 @@ def _options(beam_args):
     if "runner" not in options.get_all_options(drop_default=True):
         options = PipelineOptions(["--runner=FnApiRunner", *beam_args])  # DirectRunner would fetch Prism
     runner = str(options.get_all_options().get("runner") or "")
-    workers = options.view_as(DirectOptions).direct_num_workers or 1
+    workers = options.view_as(DirectOptions).direct_num_workers
+    workers = os.cpu_count() if workers == 0 else workers  # 0: one per CPU
     in_process = runner.split(".")[-1] in ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner") and workers <= 1
     return options, runner, in_process
 
