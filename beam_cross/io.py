@@ -2,7 +2,7 @@
 
 A row is a dict of plain Python values: ``str``, ``int``, ``float``, ``None`` (missing) or a list of
 them (a multivalent feature). Everything here works on one file or one shard at a time, so the Beam
-transforms in :mod:`beam_cross.sources` and :mod:`beam_cross.sinks` stay thin.
+transforms in :mod:`beam_cross.sources` stay thin.
 
 Formats: ``csv`` (a header row, then rows), ``jsonl`` (one JSON object per line), ``parquet`` and
 ``tfrecord`` (``tf.Example`` records). TFRecord support needs neither TensorFlow nor its protos (see
@@ -33,6 +33,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
@@ -75,8 +76,9 @@ def expand_input(pattern: str) -> list[str]:
 
 
 def format_of(path: str) -> str:
+    """The format of a file from its extension, under any compression Beam detects (``.gz``, ``.bz2``...)."""
     stem, extension = os.path.splitext(path.lower())
-    if extension == ".gz":
+    if CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED:
         extension = os.path.splitext(stem)[1]
     if extension not in EXTENSIONS:
         raise InputError(

@@ -1,170 +1,48 @@
-"""The cross-features job behind ``beam-cross``: build the pipeline, run it, account for every row.
+"""The cross-features job behind ``beam-cross``: plan, run the pipeline, account for every row, commit.
 
-``run(argv)`` parses the command line (unknown flags go to Beam's ``PipelineOptions``), runs the
-pipeline, then counts what was actually written (crossed + rejected) against the rows read and
-raises :class:`RowsLost` when they differ. Runners that report metrics while running (Dataflow,
-Flink...) get a progress line every ``PROGRESS_SECONDS``; workers also log their own progress.
+``run(argv)`` parses the command line (flags it does not know go to Beam's ``PipelineOptions``,
+and a flag neither knows is refused), plans the job (:mod:`beam_cross.plan`), runs the pipeline
+(:mod:`beam_cross.pipeline`) on any runner, then reads the run's one small result file: rows read,
+and the rows each writer wrote. Rows read must equal rows crossed + rows rejected (and agree with
+Beam's counters where the runner reports them), or :class:`RowsLost` is raised and nothing is
+committed. Too many rejected rows (``--max_rejected_share``; every row rejected; no row read)
+raise :class:`TooManyRejected`, also without committing. Otherwise the output is committed with its
+manifest (:mod:`beam_cross.commit`). The launcher never reads the inputs or the outputs to count.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
+import os
+import sys
 import time
-from dataclasses import dataclass, field
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
-from beam_cross import io, report
-from beam_cross.cli import Job, build_parser, plan
-from beam_cross.linear_job import build_linear_pipeline
-from beam_cross.sinks import WriteShards
-from beam_cross.sources import METRICS_NAMESPACE, REJECTED, ROWS, ReadRows, rejection
-from beam_cross.stats import CrossStatsFn
+import beam_cross
+from beam_cross import commit, report, writers
+from beam_cross.cli import build_parser, crosses_of, own_flags
+from beam_cross.pipeline import METRICS_NAMESPACE, RESULTS_NAME, build_pipeline
+from beam_cross.plan import Job, PlanError, check_beam_flags, plan
+from beam_cross.summary import Summary
 
 PROGRESS_SECONDS = 10
+_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _log = logging.getLogger("beam_cross")
 
 
 class RowsLost(RuntimeError):
-    """Rows read != rows written (crossed + rejected) after the run."""
+    """Rows read != rows written (crossed + rejected): nothing was committed."""
 
 
-class _Progress(beam.DoFn):
-    """Counts rows into a Beam metric and logs this worker's count now and then."""
-
-    def __init__(self, name, every_seconds=PROGRESS_SECONDS):
-        self._name = name
-        self._every = every_seconds
-        self._counter = Metrics.counter(METRICS_NAMESPACE, name)
-
-    def setup(self):
-        self._seen, self._last = 0, time.monotonic()
-
-    def process(self, element):
-        self._counter.inc()
-        self._seen += 1
-        if time.monotonic() - self._last > self._every:
-            self._last = time.monotonic()
-            _log.info("beam-cross: %s %d rows so far (this worker)", self._name.replace("_", " "), self._seen)
-        yield element
-
-
-def _rejected_record(error) -> dict:
-    """A ``beam_cross.transforms.Rejected`` as a rejected-output record."""
-    return rejection(error.reason, error.message, error.element, feature=error.feature, cross=error.cross)
-
-
-def _cross_step(job: Job):
-    from beam_cross.transforms import CrossFeatures
-
-    return CrossFeatures(job.crosses, keep_inputs=True, feature_types=job.feature_types).with_exception_handling()
-
-
-def build_pipeline(pipeline, job: Job, runner: str | None = None):
-    """Adds the job's steps to ``pipeline``; returns the shard outputs ``(crossed, rejected)``."""
-    read = pipeline | "Read" >> ReadRows(job.files, job.input_format, job.schema)
-    crossed, errors = read[ROWS] | "Cross" >> _cross_step(job)
-    rejected = (
-        (read[REJECTED], errors | "AsRecords" >> beam.Map(_rejected_record))
-        | "AllRejected" >> beam.Flatten()
-        | "CountRejected" >> beam.ParDo(_Progress("rows_rejected"))
-    )
-    crossed = crossed | "CountCrossed" >> beam.ParDo(_Progress("rows_crossed"))
-    written = crossed | "WriteCrossed" >> WriteShards(
-        job.crossed_prefix, job.output_format, num_shards=job.num_shards, columns=job.columns, schema=job.schema
-    )
-    written_rejected = rejected | "WriteRejected" >> WriteShards(job.rejected_prefix, "jsonl", num_shards=1)
-    json_path = FileSystems.join(job.report_dir, report.JSON_NAME)
-    _ = (
-        crossed
-        | "Stats" >> beam.CombineGlobally(CrossStatsFn(job.crosses, target_collision_share=job.target_collision_share))
-        | "WriteReport" >> beam.Map(report.write_json, json_path)
-    )
-    return written, written_rejected
-
-
-@dataclass
-class Summary:
-    job: Job
-    rows_read: int
-    rows_crossed: int
-    rows_rejected: int
-    crossed_files: list[str]
-    rejected_files: list[str]
-    reasons: dict[str, int]
-    report_json: str
-    report_png: str | None
-    stats: list[dict]
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        lines = [f"beam-cross: done in {self.seconds:.1f} s"] + [f"  note: {n}" for n in self.notes]
-        lines += [
-            f"  rows read      {self.rows_read:>10,}  from {len(self.job.files)} {self.job.input_format} file(s)",
-            f"  rows crossed   {self.rows_crossed:>10,}  -> {_where(self.crossed_files)}",
-            f"  rows rejected  {self.rows_rejected:>10,}  -> {_where(self.rejected_files)}",
-        ]
-        if self.reasons:
-            lines.append("                 by reason: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.reasons.items())))
-        lines.append(f"  all {self.rows_read:,} rows accounted for (read = crossed + rejected)")
-        lines.append(f"  report         {self.report_json}" + (f"\n                 {self.report_png}" if self.report_png else ""))
-        lines.append(f"  {'cross':<28} {'num_bins':>9} {'distinct':>9} {'bins used':>9} {'collide':>8} {'suggested':>10}")
-        for s in self.stats:
-            lines.append(
-                f"  {s['cross']:<28} {s['num_bins']:>9,} {s['distinct_crosses']:>9,} {s['bins_used']:>9,} "
-                f"{s['collision_share']:>8.1%} {s['suggested_num_bins']:>10,}"
-            )
-        return "\n".join(lines)
-
-
-def _where(files) -> str:
-    if not files:
-        return "(no file)"
-    return files[0] if len(files) == 1 else f"{len(files)} shards: {files[0].rsplit('-', 3)[0]}-*"
-
-
-def _shards(prefix: str) -> list[str]:
-    return sorted(m.path for r in FileSystems.match([prefix + "-*-of-*"]) for m in r.metadata_list
-                  if not m.path.endswith(".in-progress"))
-
-
-def _clear_previous(job: Job) -> None:
-    # A previous run may have left shards with another -of-N count; remove only our own files.
-    stale = _shards(job.crossed_prefix) + _shards(job.rejected_prefix)
-    stale += [p for p in (FileSystems.join(job.report_dir, n) for n in (report.JSON_NAME, report.PNG_NAME))
-              if FileSystems.exists(p)]
-    if stale:
-        FileSystems.delete(stale)
-
-
-def _counter(result, name):
-    try:
-        found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
-    except Exception:  # some runners (e.g. Dask) report no metrics; the files are counted anyway
-        return None
-    if not found:
-        return None
-    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found)
-
-
-def _wait_with_progress(result):
-    while not PipelineState.is_terminal(result.state):
-        read, crossed, rejected = (_counter(result, n) for n in ("rows_read", "rows_crossed", "rows_rejected"))
-        if read is not None:
-            _log.info("beam-cross: read %s, crossed %s, rejected %s rows so far", read, crossed, rejected)
-        result.wait_until_finish(duration=PROGRESS_SECONDS * 1000)
-    return result
-
-
-_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+class TooManyRejected(RuntimeError):
+    """The run rejected more rows than ``--max_rejected_share`` allows (or all of them): nothing was committed."""
 
 
 def _runner_args(beam_args: list[str]) -> list[str]:
@@ -180,56 +58,175 @@ def _runner_args(beam_args: list[str]) -> list[str]:
     return args
 
 
-def run(argv=None) -> Summary:
-    """Runs the job described by ``argv`` (see ``beam-cross --help``) and returns its summary."""
-    started = time.monotonic()
-    known, beam_args = build_parser().parse_known_args(argv)
-    job = plan(known)
-    beam_args = _runner_args(beam_args)
+def _counter(result, name):
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
+    except Exception:  # DaskRunner reports no metrics (NotImplementedError); the writers' counts still hold
+        return None
+    if not found:
+        return None
+    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found)
+
+
+def _wait(result, runner: str):
+    """Waits for the run; logs the runner's counters now and then where it reports them while running."""
+    if "dask" in runner.lower():
+        result.wait_until_finish()  # DaskRunner's wait_until_finish(duration=...) raises on timeout
+        return result
+    while not PipelineState.is_terminal(result.state):
+        read = _counter(result, "rows_read")
+        if read is not None:
+            _log.info("beam-cross: read %s rows so far (all workers)", f"{read:,}")
+        result.wait_until_finish(duration=PROGRESS_SECONDS * 1000)
+    return result
+
+
+def _options(beam_args):
     options = PipelineOptions(beam_args)
     if "runner" not in options.get_all_options(drop_default=True):
         options = PipelineOptions(["--runner=FnApiRunner", *beam_args])  # DirectRunner would fetch Prism
+    runner = str(options.get_all_options().get("runner") or "")
+    workers = options.view_as(DirectOptions).direct_num_workers
+    workers = os.cpu_count() if workers == 0 else workers  # 0: one per CPU
+    in_process = runner.split(".")[-1] in ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner") and workers <= 1
+    return options, runner, in_process
+
+
+def run(argv=None) -> Summary:
+    """Runs the job described by ``argv`` (see ``beam-cross --help``); returns its summary."""
+    started = time.monotonic()
+    known, beam_args = build_parser().parse_known_args(argv)
+    beam_args = _runner_args(beam_args)
+    check_beam_flags(beam_args, own_flags())
+    crosses, notes = crosses_of(known)
+    options, runner, in_process = _options(beam_args)
+    if runner.split(".")[-1] == "DataflowRunner":
+        local = [p for p in (known.input, known.output) if "://" not in p]
+        if local:
+            raise PlanError(f"DataflowRunner workers cannot see local paths such as {local[0]}; use gs:// paths for "
+                            "--input and --output.")
+    job = plan(known, crosses, notes)
     for note in job.notes:
         _log.info("beam-cross: %s", note)
-    _log.info("beam-cross: %d file(s), %d cross(es) -> %s", len(job.files), len(job.crosses), job.output)
-    _clear_previous(job)
+    _log.info("beam-cross: %d %s file(s), %d cross(es) -> %s", len(job.files), job.input_format, len(job.crosses),
+              job.output)
     pipeline = beam.Pipeline(options=options)
-    runner = str(options.get_all_options().get("runner") or "")
-    if known.single_path or "dask" in runner.lower():
-        _log.info("beam-cross: using the branch-free pipeline (DaskRunner mishandles branches)")
-        build_linear_pipeline(pipeline, job)
-    else:
-        build_pipeline(pipeline, job, runner)
-    result = _wait_with_progress(pipeline.run())
+    build_pipeline(pipeline, job, whole_job_progress=in_process)
+    result = _wait(pipeline.run(), runner)
     if result.state != PipelineState.DONE:
-        raise RuntimeError(f"The pipeline ended in state {result.state}")
-    read = _counter(result, "rows_read")
-    if read is None:  # no metrics from this runner (DaskRunner): count the input itself
-        read = sum(1 for path in job.files for _ in io.read_file(path, job.input_format, job.schema))
-    return _account(job, read, started)
+        raise RuntimeError(f"The pipeline ended in state {result.state}; the previous output is unchanged.")
+    results = _read_results(job)
+    counters = {n: _counter(result, f"rows_{n}") for n in ("read", "crossed", "rejected")}
+    return finish(job, results, counters, argv, started)
 
 
-def _account(job: Job, read: int, started: float) -> Summary:
-    """Counts the rows written; raises RowsLost unless ``read`` == crossed + rejected."""
-    crossed_files, rejected_files = _shards(job.crossed_prefix), _shards(job.rejected_prefix)
-    crossed = sum(io.count_rows(p, job.output_format) for p in crossed_files)
-    reasons = collections.Counter()
-    for path in rejected_files:
-        with FileSystems.open(path) as handle:
-            reasons.update(json.loads(line)["reason"] for line in handle if line.strip())
-    rejected = sum(reasons.values())
+def _read_results(job: Job) -> dict:
+    path = FileSystems.join(job.temp_dir, RESULTS_NAME)
+    if not FileSystems.exists(path):  # no chunk at all reached the end of the pipeline
+        return {"rows_read": 0, "files": [], "reasons": {}, "stats": []}
+    with FileSystems.open(path) as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def check_accounting(job: Job, results: dict, counters: dict) -> tuple[int, int, int]:
+    """(read, crossed, rejected) from the writers' counts; raises RowsLost on any difference."""
+    read = results["rows_read"]
+    crossed = sum(f["rows"] for f in results["files"] if f["kind"] == "crossed")
+    rejected = sum(f["rows"] for f in results["files"] if f["kind"] == "rejected")
+    problems = []
     if read != crossed + rejected:
-        raise RowsLost(
-            f"{read - crossed - rejected:+,} rows unaccounted for: read {read:,}, wrote {crossed:,} crossed "
-            f"({len(crossed_files)} files under {job.crossed_prefix}) and {rejected:,} rejected."
+        problems.append(f"{read - crossed - rejected:+,} rows unaccounted for: read {read:,}, the writers wrote "
+                        f"{crossed:,} crossed and {rejected:,} rejected")
+    for name, mine in (("read", read), ("crossed", crossed), ("rejected", rejected)):
+        theirs = counters.get(name)
+        if theirs is not None and theirs != mine:
+            problems.append(f"Beam's counter of rows {name} says {theirs:,}, the written files {mine:,}")
+    if problems:
+        raise RowsLost("; ".join(problems) + f". Nothing was committed; the run's files are in {job.temp_dir}.")
+    return read, crossed, rejected
+
+
+def check_rejected_share(job: Job, read: int, crossed: int, rejected: int) -> None:
+    where = f"the run's files, rejected rows included, are in {job.temp_dir}"
+    if read == 0:
+        raise TooManyRejected(f"No row was read from {len(job.files)} file(s); nothing was committed.")
+    if crossed == 0:
+        raise TooManyRejected(f"Every one of the {read:,} rows was rejected; nothing was committed ({where}).")
+    if rejected / read > job.max_rejected_share:
+        raise TooManyRejected(
+            f"{rejected:,} of {read:,} rows ({rejected / read:.2%}) were rejected, more than --max_rejected_share "
+            f"{job.max_rejected_share:.2%}; nothing was committed ({where})."
         )
-    json_path = FileSystems.join(job.report_dir, report.JSON_NAME)
-    stats = report.read_json(json_path)
-    png_path = None
+
+
+def _final_names(job: Job, results: dict) -> list[tuple[str, str, int]]:
+    """(temporary path, path relative to the output, rows) of every file to commit."""
+    moves = []
+    crossed = sorted((f for f in results["files"] if f["kind"] == "crossed"), key=lambda f: (f["shard"], f["first_source"]))
+    extension = writers.SUFFIXES[job.output_format]
+    if job.num_shards:
+        by_shard = {f["shard"]: f for f in crossed}
+        for shard in range(job.num_shards):  # every -of-N shard exists, even with no row
+            if shard not in by_shard:
+                path = FileSystems.join(job.temp_dir, "crossed", f"empty-{shard:05d}{extension}")
+                writers.open_writer(path, job.output_format, schema=job.output_schema).close()
+                by_shard[shard] = {"path": path, "rows": 0}
+        crossed = [by_shard[s] for s in range(job.num_shards)]
+    for index, entry in enumerate(crossed):
+        moves.append((entry["path"], f"crossed/part-{index:05d}-of-{len(crossed):05d}{extension}", entry["rows"]))
+    rejected = sorted((f for f in results["files"] if f["kind"] == "rejected"), key=lambda f: f["first_source"])
+    for index, entry in enumerate(rejected):
+        moves.append((entry["path"], f"rejected/part-{index:05d}-of-{len(rejected):05d}.jsonl", entry["rows"]))
+    return moves
+
+
+def _manifest(job: Job, argv, moves, results, read, crossed, rejected) -> dict:
+    files = {"crossed": [], "rejected": [], "report": []}
+    for _, relative, rows in moves:
+        kind = relative.split("/", 1)[0]
+        files[kind].append({"path": relative} if rows is None else {"path": relative, "rows": rows})
+    return {
+        "manifest_version": 1,
+        "complete": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {"beam_cross": beam_cross.__version__, "apache_beam": beam.__version__, "pyarrow": pa.__version__},
+        "command": list(argv if argv is not None else sys.argv[1:]),
+        "crosses": [c.to_dict() for c in job.crosses],
+        "input": {"format": job.input_format, "files": list(job.files),
+                  "schema": [{"name": f.name, "type": str(f.type)} for f in job.schema]},
+        "output": {"format": job.output_format,
+                   "schema": [{"name": f.name, "type": str(f.type)} for f in job.output_schema]},
+        "rows": {"read": read, "crossed": crossed, "rejected": rejected},
+        "rejected_by_reason": dict(sorted(results["reasons"].items())),
+        "files": files,
+    }
+
+
+def finish(job: Job, results: dict, counters: dict, argv, started: float) -> Summary:
+    """Checks the accounting, writes the report, commits; returns the summary."""
+    read, crossed, rejected = check_accounting(job, results, counters)
+    check_rejected_share(job, read, crossed, rejected)
+    moves = _final_names(job, results)
+    json_temp = FileSystems.join(job.temp_dir, "report", report.JSON_NAME)
+    report.write_json(results["stats"], json_temp)
+    reports = [(json_temp, f"report/{report.JSON_NAME}", None)]
     if job.chart:
         try:
-            png_path = report.write_chart(stats, FileSystems.join(job.report_dir, report.PNG_NAME))
+            png_temp = report.write_chart(results["stats"], FileSystems.join(job.temp_dir, "report", report.PNG_NAME))
+            reports.append((png_temp, f"report/{report.PNG_NAME}", None))
         except ImportError:  # matplotlib is the optional [report] extra; the JSON report is complete
             job.notes.append("no chart: matplotlib is not installed (pip install 'beam-cross[report]')")
-    return Summary(job, read, crossed, rejected, crossed_files, rejected_files, dict(reasons), json_path, png_path,
-                   stats, time.monotonic() - started, job.notes)
+    moves += reports
+    manifest = _manifest(job, argv, moves, results, read, crossed, rejected)
+    commit.commit(job.output, job.temp_dir, [(source, relative) for source, relative, _ in moves], manifest)
+    at = lambda relative: FileSystems.join(job.output, relative)  # noqa: E731
+    return Summary(
+        job=job, rows_read=read, rows_crossed=crossed, rows_rejected=rejected,
+        crossed_files=[at(r) for _, r, _ in moves if r.startswith("crossed/")],
+        rejected_files=[at(r) for _, r, _ in moves if r.startswith("rejected/")],
+        reasons=results["reasons"], report_json=at(f"report/{report.JSON_NAME}"),
+        report_png=at(f"report/{report.PNG_NAME}") if len(reports) > 1 else None,
+        stats=results["stats"], seconds=time.monotonic() - started, notes=job.notes,
+        manifest=at(commit.MANIFEST),
+    )
+

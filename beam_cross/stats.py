@@ -19,6 +19,12 @@ smallest ``m`` with ``p(m) <= target``: ``m = ceil(1 / (1 - (1 - target) ** (1 /
 about ``(D - 1) / target`` for small targets. ``D`` is the number of distinct crosses *seen*; on a
 sample it underestimates the full data.
 
+Memory stays bounded: an accumulator counts exactly up to ``exact_limit`` distinct crosses (about
+24 bytes each), then switches to Apache DataSketches HLL sketches of the full hashes and of the
+bins (mergeable, a few kilobytes). The statistics are then estimates: ``exact`` is False,
+``distinct_crosses`` comes with 95% bounds, and ``collision_share`` is what the occupancy formula
+predicts for the estimated distinct count (no per-bin occupancy).
+
 >>> from beam_cross import Cross
 >>> accumulator = CrossStatsAccumulator(Cross(["country", "hour"], num_bins=3))
 >>> accumulator.add_columns({"country": ["fr", "us", "fr", "de"], "hour": [13, 7, 13, 9]})
@@ -36,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
+import datasketches
 import numpy as np
 import pyarrow as pa
 
@@ -45,6 +52,8 @@ from beam_cross.spec import Cross, check_crosses
 
 DEFAULT_TARGET_COLLISION_SHARE = 0.01
 _COMPACT_EVERY = 1 << 16  # pending cross values before they are folded into the counts
+DEFAULT_EXACT_LIMIT = 1 << 20  # distinct crosses counted exactly before switching to a sketch
+HLL_LG_K = 14  # 2**14 HLL buckets: about 0.8% relative standard error
 
 
 def expected_collision_share(distinct_crosses: int, num_bins) -> np.ndarray | float:
@@ -119,6 +128,8 @@ class CrossStats:
     target_collision_share: float
     occupancy: tuple[tuple[int, int], ...] = ()
     skipped_rows: int = 0
+    exact: bool = True
+    distinct_crosses_bounds: tuple[int, int] | None = None  # 95% bounds when estimated
 
     @property
     def expected_collision_share(self) -> float:
@@ -140,7 +151,18 @@ class CrossStats:
             "target_collision_share": self.target_collision_share,
             "occupancy": {str(k): n for k, n in self.occupancy},
             "skipped_rows": self.skipped_rows,
+            "exact": self.exact,
+            **({"distinct_crosses_95pct_bounds": list(self.distinct_crosses_bounds),
+                "relative_error_95pct": self.relative_error} if not self.exact else {}),
         }
+
+    @property
+    def relative_error(self) -> float:
+        """Half the 95% interval of ``distinct_crosses``, relative to it (0 when exact)."""
+        if self.exact or not self.distinct_crosses:
+            return 0.0
+        low, high = self.distinct_crosses_bounds
+        return (high - low) / 2 / self.distinct_crosses
 
 
 class CrossStatsAccumulator:
@@ -151,11 +173,17 @@ class CrossStatsAccumulator:
     ``result``.
     """
 
-    def __init__(self, cross: Cross, target_collision_share: float = DEFAULT_TARGET_COLLISION_SHARE):
+    def __init__(self, cross: Cross, target_collision_share: float = DEFAULT_TARGET_COLLISION_SHARE, *,
+                 exact_limit: int = DEFAULT_EXACT_LIMIT):
         if not isinstance(cross, Cross):
             raise TypeError(f"`cross` must be a beam_cross.Cross. Received: cross={cross!r}")
+        if isinstance(exact_limit, bool) or not isinstance(exact_limit, int) or exact_limit < 1:
+            raise ValueError(f"`exact_limit` must be a positive int. Received: exact_limit={exact_limit!r}")
         self.cross = cross
         self.target_collision_share = check_target(target_collision_share)
+        self.exact_limit = exact_limit
+        self._sketches = None  # (HLL of full hashes, HLL of bins) once past exact_limit
+        self._cross_values = 0
         self.rows = 0
         self.skipped_rows = 0
         # Compacted state: sorted unique keys, their bins and counts; plus not-yet-compacted chunks.
@@ -173,21 +201,30 @@ class CrossStatsAccumulator:
         if keys.shape != bins.shape:
             raise ValueError(f"`keys` and `bins` must have the same length. Received: {len(keys)} keys, {len(bins)} bins")
         self.rows += len(keys) if rows is None else int(rows)
+        if self._sketches is not None:
+            self._cross_values += len(keys)
+            self._sketch_update(keys, bins)
+            return
         self._pending.append((keys, bins, np.ones(len(keys), np.int64)))
         self._pending_size += len(keys)
         if self._pending_size >= _COMPACT_EVERY:
             self._compact()
 
-    def add_columns(self, columns: Mapping) -> None:
-        """Columns of the cross's features (any form ``hashed_cross`` accepts); raises FeatureError."""
+    def add_columns(self, columns: Mapping, bins=None) -> None:
+        """Columns of the cross's features (any form ``hashed_cross`` accepts); raises FeatureError.
+
+        ``bins``: this cross's bins of the same rows, if already computed (e.g. the crossed column).
+        """
         features = {f: columns[f] for f in self.cross.features}
         keys = hashed_cross(features, 0, hash_key=self.cross.hash_key)
-        bins = hashed_cross(features, self.cross.num_bins, hash_key=self.cross.hash_key)
+        if bins is None:
+            bins = hashed_cross(features, self.cross.num_bins, hash_key=self.cross.hash_key)
         if isinstance(keys, (pa.ListArray, pa.LargeListArray)):
             rows = len(keys)
             keys, bins = keys.flatten().to_numpy(), bins.flatten().to_numpy()
         else:
             rows = keys.size
+            bins = bins.to_numpy() if isinstance(bins, (pa.Array, pa.ChunkedArray)) else bins
         self.add_hashes(keys, bins, rows)
 
     def add_rows(self, rows: Sequence[Mapping]) -> None:
@@ -218,14 +255,62 @@ class CrossStatsAccumulator:
         self.rows += other.rows
         self.skipped_rows += other.skipped_rows
         other._compact()
+        if other._sketches is not None:
+            self._to_sketch()
+            for index, sketch in enumerate(other._sketches):
+                union = datasketches.hll_union(HLL_LG_K)
+                union.update(self._sketches[index])
+                union.update(sketch)
+                self._sketches[index] = union.get_result(datasketches.HLL_8)
+            self._cross_values += other._cross_values
+            return self
+        if self._sketches is not None:
+            self._cross_values += int(other._counts.sum())
+            self._sketch_update(other._keys, other._bins)
+            return self
         self._pending.append((other._keys, other._bins, other._counts))
         self._pending_size += len(other._keys)
         self._compact()
         return self
 
+    # -- the sketch, past exact_limit --------------------------------------------------------------
+    def _sketch_update(self, keys, bins) -> None:
+        for sketch, values in zip(self._sketches, (keys, bins)):
+            for value in np.unique(values).tolist():
+                sketch.update(value)
+
+    def _to_sketch(self) -> None:
+        if self._sketches is not None:
+            return
+        self._compact()
+        if self._sketches is not None:  # the compaction itself went past exact_limit
+            return
+        self._sketches = [datasketches.hll_sketch(HLL_LG_K, datasketches.HLL_8) for _ in range(2)]
+        self._cross_values = int(self._counts.sum())
+        keys, bins = self._keys, self._bins
+        self._keys = self._bins = self._counts = np.zeros(0, np.int64)
+        self._sketch_update(keys, bins)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if self._sketches is not None:
+            state["_sketches"] = [s.serialize_compact() for s in self._sketches]
+        return state
+
+    def __setstate__(self, state):
+        if state.get("_sketches") is not None:
+            state["_sketches"] = [datasketches.hll_sketch.deserialize(b) for b in state["_sketches"]]
+        self.__dict__.update(state)
+
     # -- results ------------------------------------------------------------------------------
     def _compact(self) -> None:
         if not self._pending:
+            return
+        if self._sketches is not None:
+            for keys, bins, counts in self._pending:
+                self._cross_values += int(counts.sum())
+                self._sketch_update(keys, bins)
+            self._pending, self._pending_size = [], 0
             return
         keys = np.concatenate([self._keys, *(p[0] for p in self._pending)])
         bins = np.concatenate([self._bins, *(p[1] for p in self._pending)])
@@ -235,9 +320,38 @@ class CrossStatsAccumulator:
         self._counts = np.zeros(len(self._keys), np.int64)
         np.add.at(self._counts, inverse, counts)
         self._pending, self._pending_size = [], 0
+        if len(self._keys) > self.exact_limit:
+            self._to_sketch()
+
+    def _estimated_result(self) -> CrossStats:
+        keys, bins = self._sketches
+        distinct = max(int(round(keys.get_estimate())), 0)
+        bounds = (int(math.floor(keys.get_lower_bound(2))), int(math.ceil(keys.get_upper_bound(2))))
+        bins_used = int(round(bins.get_estimate()))
+        if self.cross.num_bins:
+            bins_used = min(bins_used, self.cross.num_bins)
+        share = expected_collision_share(distinct, self.cross.num_bins)
+        return CrossStats(
+            cross=self.cross.name,
+            num_bins=self.cross.num_bins,
+            rows=self.rows,
+            cross_values=self._cross_values,
+            distinct_crosses=distinct,
+            bins_used=bins_used,
+            colliding_crosses=int(round(distinct * share)),
+            collision_share=float(share),
+            suggested_num_bins=suggested_num_bins(distinct, self.target_collision_share),
+            target_collision_share=self.target_collision_share,
+            occupancy=(),
+            skipped_rows=self.skipped_rows,
+            exact=False,
+            distinct_crosses_bounds=bounds,
+        )
 
     def result(self) -> CrossStats:
         self._compact()
+        if self._sketches is not None:
+            return self._estimated_result()
         cross_values = int(self._counts.sum())
         if len(self._keys):
             _, bin_of_key, crosses_per_bin = np.unique(self._bins, return_inverse=True, return_counts=True)

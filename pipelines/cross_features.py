@@ -7,11 +7,11 @@ hands the rest to ``PipelineOptions``, so every runner flag works::
         --runner DataflowRunner --project my-project --region us-central1 \\
         --temp_location gs://my-bucket/tmp --setup_file ./setup.py
 
-The pipeline itself lives in the package (``beam_cross.job.build_pipeline``; the branch-free
-``beam_cross.linear_job`` on DaskRunner) so that the installed ``beam-cross`` command runs the same
-code: ReadRows -> CrossFeatures(...).with_exception_handling() -> sharded writes of the crossed and
-rejected rows -> CrossStatsFn -> collision report. After the run, the rows written are counted
-against the rows read.
+The pipeline itself lives in the package (``beam_cross.pipeline.build_pipeline``, one straight line
+for every runner) so that the installed ``beam-cross`` command runs the same code: ReadChunks ->
+cross each chunk's RecordBatch and write crossed and rejected rows per bundle -> combine the small
+per-chunk outcomes (files, rows written, reasons, collision statistics). After the run the writers'
+counts are checked against the rows read, and the output is committed with its manifest.
 """
 
 from __future__ import annotations

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import atexit
 import glob
+import json
 import logging
 import os
 import re
 import sys
 import tempfile
 import threading
+import types
 
 # TensorFlow 2.21's C++ lines (CPU features, CUDA probing, "All log messages before
 # absl::InitializeLog()...", dataset defaults) ignore TF_CPP_MIN_LOG_LEVEL and say nothing a user of this
@@ -75,16 +77,32 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from beam_cross import io
+from beam_cross import io, writers
 from beam_cross import tft as beam_cross_tft
-from beam_cross.cli import build_parser, plan
+from beam_cross.cli import build_parser, crosses_of
 from beam_cross.elements import ElementCrosser
-from beam_cross.linear_job import cross_outcomes
-from beam_cross.sinks import WriteShards
 from beam_cross.sources import REJECTED, ROWS, ReadRows, rejection
 
 SERVING_SAMPLE = 200
 _log = logging.getLogger("beam_cross")
+
+
+def plan(known):
+    """Input files, format, column types (dict) and crosses from the ``beam-cross`` flags."""
+    crosses, _ = crosses_of(known)
+    files = io.expand_input(known.input)
+    fmt = known.input_format or io.format_of(files[0])
+    inferred, _ = io.sample_schema(files[0], fmt)
+    schema = {**inferred, **io.parse_schema(known.schema)}
+    return types.SimpleNamespace(files=files, input_format=fmt, schema=schema, crosses=crosses,
+                                 output=os.path.abspath(known.output))
+
+
+def cross_outcomes(crosser, batch):
+    """``(True, crossed row)`` or ``(False, Rejected)`` per row of ``batch``, in order."""
+    crossed, rejected = crosser.cross_elements(batch)
+    for position, row in enumerate(crossed):
+        yield (False, rejected[position]) if position in rejected else (True, row)
 
 
 def feature_spec(files, fmt, schema, crosses, sample_rows=10_000):
@@ -141,7 +159,11 @@ def build_pipeline(pipeline, job, spec, temp_dir):
     read = pipeline | "Read" >> ReadRows(job.files, job.input_format, job.schema)
     valid, rejected = split_valid(read[ROWS], job.crosses, spec)
     all_rejected = (read[REJECTED], rejected) | "AllRejected" >> beam.Flatten()
-    _ = all_rejected | "WriteRejected" >> WriteShards(os.path.join(job.output, "rejected", "part"), "jsonl")
+    _ = (
+        all_rejected
+        | "RejectedAsJson" >> beam.Map(lambda record: json.dumps(record, default=writers.json_default))
+        | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
+    )
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     preprocessing_fn = beam_cross_tft.make_preprocessing_fn(job.crosses, passthrough=list(spec))
     with tft_beam.Context(temp_dir=temp_dir):

@@ -1,5 +1,6 @@
-"""The runnable pipelines: pipelines/cross_features.py on FnApiRunner (both pipeline shapes) and on
-Beam's DaskRunner against a local Dask cluster, pipelines/tft_transform.py, and the sample generator."""
+"""The runnable pipelines: pipelines/cross_features.py on the FnApiRunner, the multi-process
+DirectRunner and Beam's DaskRunner against a local Dask cluster (the same crossed ids on all three,
+and a Dask run longer than 10 s), --num_shards, pipelines/tft_transform.py, and the sample generator."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _outputs(output):
             crossed[row["click_id"]] = row
     rejected = sorted(
         (json.loads(line) for path in glob.glob(f"{output}/rejected/part-*") for line in Path(path).read_text().splitlines()),
-        key=lambda r: r["row"]["click_id"],
+        key=lambda r: r["source"],
     )
     report = json.loads(Path(output, "report", "collisions.json").read_text())
     return crossed, rejected, report
@@ -66,35 +67,51 @@ def test_reference_run_crosses_like_hashed_cross(reference_run):
     assert [r["rows"] for r in report["crosses"]] == [len(crossed)] * 4
 
 
-def test_single_path_pipeline_gives_the_same_outputs(reference_run, tmp_path):
-    assert main(["--output", str(tmp_path), "--no_chart", "--single_path"]) == 0
+def test_fixed_number_of_shards_gives_the_same_outputs(reference_run, tmp_path):
+    assert main(["--output", str(tmp_path), "--no_chart", "--num_shards", "4"]) == 0
+    assert sorted(os.listdir(tmp_path / "crossed")) == [f"part-0000{i}-of-00004.jsonl" for i in range(4)]
+    assert _outputs(tmp_path) == reference_run
+
+
+@pytest.mark.slow
+def test_multi_process_direct_runner(reference_run, tmp_path):
+    assert main(["--output", str(tmp_path), "--no_chart", "--runner", "DirectRunner", "--direct_num_workers", "2",
+                 "--direct_running_mode", "multi_processing"]) == 0
     assert _outputs(tmp_path) == reference_run
 
 
 DASK_SCRIPT = """
 import sys
+import time
 from distributed import Client, LocalCluster
 from beam_cross.cli import main
 
 if __name__ == "__main__":
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \\
-            Client(cluster):
+            Client(cluster) as client:
+        # Keep both workers busy for a while first: the run then lasts longer than the 10 s between
+        # progress checks (a wait_until_finish(duration=...) on DaskRunner would raise).
+        busy = [client.submit(time.sleep, float(sys.argv[2]), pure=False, key=f"busy-{i}") for i in range(2)]
         code = main(["--output", sys.argv[1], "--no_chart", "--runner", "DaskRunner",
                      "--dask_client_address", cluster.scheduler_address])
+        client.gather(busy)
     sys.exit(code)
 """
 
 
 @pytest.mark.slow
-def test_dask_runner_on_a_local_cluster(reference_run, tmp_path):
+@pytest.mark.parametrize("busy_seconds", [0, 12])
+def test_dask_runner_on_a_local_cluster(reference_run, tmp_path, busy_seconds):
     # A separate process: the Dask cluster's threads and Beam's Dask runner stay out of pytest's.
     script = tmp_path / "run_on_dask.py"
     script.write_text(DASK_SCRIPT)
     output = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(script), str(output)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run([sys.executable, str(script), str(output), str(busy_seconds)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "all 2,500 rows accounted for" in done.stdout
+    seconds = float(done.stdout.split("beam-cross: done in ")[1].split(" s")[0])
+    assert seconds > busy_seconds
     assert _outputs(output) == reference_run
 
 

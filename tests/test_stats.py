@@ -204,3 +204,33 @@ def test_combine_fn_in_a_pipeline():
         assert_that(stats, equal_to([tuple(expected)]), label="stats")
     brute = _brute_force(rows, crosses[0])
     assert _summary(expected[0]) == brute
+
+
+def test_past_the_exact_limit_a_mergeable_sketch_with_stated_error():
+    import pickle
+
+    rng = np.random.default_rng(7)
+    cross = Cross(["a", "b"], 1000)
+    columns = {"a": rng.integers(0, 5000, 120_000), "b": rng.integers(0, 40, 120_000)}
+    exact = CrossStatsAccumulator(cross)
+    exact.add_columns(columns)
+    truth = exact.result()
+    assert truth.exact
+    parts = []
+    for start in range(0, 120_000, 30_000):  # each part stays exact; their merge goes past the limit
+        part = CrossStatsAccumulator(cross, exact_limit=40_000)
+        part.add_columns({k: v[start:start + 30_000] for k, v in columns.items()})
+        parts.append(pickle.loads(pickle.dumps(part)))  # as Beam ships accumulators between workers
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.merge(part)
+    estimate = merged.result()
+    assert not estimate.exact and estimate.occupancy == ()
+    low, high = estimate.distinct_crosses_bounds
+    assert low <= truth.distinct_crosses <= high
+    assert 0 < estimate.relative_error < 0.03
+    assert (estimate.rows, estimate.cross_values) == (truth.rows, truth.cross_values)
+    assert estimate.collision_share == pytest.approx(expected_collision_share(estimate.distinct_crosses, 1000))
+    record = estimate.to_dict()
+    assert record["exact"] is False and record["distinct_crosses_95pct_bounds"] == [low, high]
+    assert truth.to_dict()["exact"] is True

@@ -1,0 +1,115 @@
+"""Committing a ``beam-cross`` run: temporary files renamed into place, a manifest written last.
+
+While a run is going, its files live in ``<output>/.beam-cross-tmp-<run id>/`` and the previous
+output stays as it was. After the run (and its row accounting) the launcher commits:
+
+1. a journal (``.beam-cross-commit.json``) names the previous run's files and the new ones;
+2. the previous manifest goes, then the files it lists (and only those);
+3. the new files are renamed into ``crossed/``, ``rejected/`` and ``report/``;
+4. the new manifest ``_MANIFEST.json`` is written (the output is complete once it exists), the
+   journal and the temporary directory are removed.
+
+A run that dies before step 1 leaves the previous output whole; one that dies during the commit
+leaves no manifest (nothing that looks complete) and a journal, from which the next run knows
+which files are its own. Files that no manifest or journal lists are never deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+
+from apache_beam.io.filesystems import FileSystems
+
+TEMP_PREFIX = ".beam-cross-tmp-"
+MANIFEST = "_MANIFEST.json"
+JOURNAL = ".beam-cross-commit.json"
+OWN_DIRS = ("crossed", "rejected", "report")
+
+
+def _read_json(path: str):
+    try:
+        with FileSystems.open(path) as handle:
+            return json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: str, document) -> None:
+    temporary = path + ".writing"
+    with FileSystems.create(temporary) as handle:
+        handle.write(json.dumps(document, indent=2).encode("utf-8"))
+    FileSystems.rename([temporary], [path])
+
+
+def owned_files(output: str) -> set[str]:
+    """Paths (relative to ``output``) that an earlier run's manifest or unfinished commit lists."""
+    owned = set()
+    manifest = _read_json(FileSystems.join(output, MANIFEST))
+    if isinstance(manifest, dict):
+        owned.update(entry["path"] for key in OWN_DIRS for entry in manifest.get("files", {}).get(key, []))
+    journal = _read_json(FileSystems.join(output, JOURNAL))
+    if isinstance(journal, dict):
+        owned.update(journal.get("previous", []) + journal.get("new", []))
+    return owned
+
+
+def _listing(output: str) -> list[str]:
+    """Files under the command's own folders of ``output``, relative to it."""
+    found = []
+    if "://" not in output:
+        for folder in OWN_DIRS:
+            for root, _, names in os.walk(os.path.join(output, folder)):
+                found += [os.path.relpath(os.path.join(root, n), output) for n in names]
+        return sorted(found)
+    for folder in OWN_DIRS:
+        for result in FileSystems.match([FileSystems.join(output, folder, "*")]):
+            found += [m.path[len(output.rstrip("/")) + 1:] for m in result.metadata_list]
+    return sorted(found)
+
+
+def foreign_files(output: str) -> list[str]:
+    """Files in the command's folders of ``output`` that no earlier run of the command wrote."""
+    owned = owned_files(output)
+    return [path for path in _listing(output) if path not in owned]
+
+
+def _ensure_parent(path: str) -> None:
+    if "://" not in path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def commit(output: str, temp_dir: str, moves: list[tuple[str, str]], manifest: dict) -> None:
+    """Replaces the previous output by ``moves`` (temporary path -> path relative to ``output``)."""
+    previous = sorted(owned_files(output))
+    new = [relative for _, relative in moves]
+    _write_json(FileSystems.join(output, JOURNAL), {"previous": previous, "new": new, "started": time.time()})
+    manifest_path = FileSystems.join(output, MANIFEST)
+    if FileSystems.exists(manifest_path):
+        FileSystems.delete([manifest_path])
+    stale = [FileSystems.join(output, p) for p in previous if p not in new]
+    stale = [p for p in stale if FileSystems.exists(p)]
+    if stale:
+        FileSystems.delete(stale)
+    for source, relative in moves:
+        target = FileSystems.join(output, relative)
+        _ensure_parent(target)
+        if FileSystems.exists(target):  # a previous run's file of the same name (listed, so ours)
+            FileSystems.delete([target])
+        FileSystems.rename([source], [target])
+    _write_json(manifest_path, manifest)
+    FileSystems.delete([FileSystems.join(output, JOURNAL)])
+    remove_temp(temp_dir)
+
+
+def remove_temp(temp_dir: str) -> None:
+    path = temp_dir if "://" not in temp_dir else temp_dir.rstrip("/") + "/"
+    if FileSystems.exists(temp_dir) or "://" in temp_dir:
+        with contextlib.suppress(Exception):  # nothing left to delete on an object store
+            FileSystems.delete([path])
+
+
+def read_manifest(output: str) -> dict | None:
+    return _read_json(FileSystems.join(output, MANIFEST))

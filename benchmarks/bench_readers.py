@@ -1,0 +1,122 @@
+"""``ReadChunks`` against Beam's own read of the same file, side by side on the FnApiRunner.
+
+For each format, one file of ``--rows`` rows (a 1,000-value string, two ints, a float and a string
+id) is read by two pipelines that only count what they read: Beam's own IO (``ReadFromParquetBatched``,
+``ReadFromText`` for CSV and JSON Lines, ``ReadFromTFRecord``) and ``beam_cross.readers.ReadChunks``,
+which also parses every line into typed Arrow columns. It prints each time and the ratio, best of
+``--repeats``; both pipelines' counts are checked against the rows written.
+
+    python benchmarks/bench_readers.py                  # 1,000,000 rows, best of 3
+    python benchmarks/bench_readers.py --rows 100000 --formats csv jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from apache_beam.io.tfrecordio import _TFRecordUtil
+
+from beam_cross.readers import ReadChunks, plan_input
+from beam_cross.tf_example import encode_example
+
+FORMATS = ("parquet", "csv", "jsonl", "tfrecord")
+
+
+def make_table(rows: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"country_{i:03d}" for i in range(1000)], dtype=object)
+    return pa.table({
+        "country": vocabulary[rng.integers(0, 1000, rows)],
+        "hour": rng.integers(0, 24, rows),
+        "user": rng.integers(0, 2**40, rows),
+        "score": rng.random(rows).round(6),
+        "id": np.array([f"id-{i:010d}" for i in range(rows)], dtype=object),
+    })
+
+
+def write_input(table: pa.Table, fmt: str, path: str) -> None:
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    elif fmt == "csv":
+        pcsv.write_csv(table, path, pcsv.WriteOptions(quoting_style="none"))
+    elif fmt == "jsonl":
+        with open(path, "w") as handle:
+            for batch in table.to_batches(100_000):
+                handle.writelines(json.dumps(row) + "\n" for row in batch.to_pylist())
+    else:
+        with open(path, "wb") as handle:
+            for batch in table.to_batches(100_000):
+                for row in batch.to_pylist():
+                    _TFRecordUtil.write_record(handle, encode_example(row))
+
+
+def _count_file(count, path):
+    with open(path, "w") as handle:
+        handle.write(str(count))
+
+
+def beam_read(fmt: str, path: str, out: str) -> None:
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        if fmt == "parquet":
+            sizes = pipeline | beam.io.ReadFromParquetBatched(path) | beam.Map(len)
+        elif fmt == "tfrecord":
+            sizes = pipeline | beam.io.ReadFromTFRecord(path) | beam.Map(lambda _: 1)
+        else:
+            sizes = pipeline | beam.io.ReadFromText(path, skip_header_lines=1 if fmt == "csv" else 0) | beam.Map(lambda _: 1)
+        _ = sizes | beam.CombineGlobally(sum) | beam.Map(_count_file, out)
+
+
+def chunk_read(fmt: str, path: str, out: str) -> None:
+    plan = plan_input(path)
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        _ = (
+            pipeline
+            | ReadChunks(plan.files, plan.format, plan.schema)
+            | beam.Map(lambda chunk: chunk.rows.num_rows)
+            | beam.CombineGlobally(sum)
+            | beam.Map(_count_file, out)
+        )
+
+
+def best(run, fmt, path, repeats, rows):
+    out = path + ".count"
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(fmt, path, out)
+        times.append(time.perf_counter() - start)
+        with open(out) as handle:
+            assert int(handle.read()) == rows, f"{run.__name__} counted another number of rows than {rows}"
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    args = parser.parse_args()
+    table = make_table(args.rows)
+    print(f"{args.rows:,} rows; FnApiRunner; best of {args.repeats}")
+    print(f"{'format':<10} {'MB':>7} {'Beam read s':>12} {'ReadChunks s':>13} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as folder:
+        for fmt in args.formats:
+            path = os.path.join(folder, f"input.{fmt}")
+            write_input(table, fmt, path)
+            floor = best(beam_read, fmt, path, args.repeats, args.rows)
+            ours = best(chunk_read, fmt, path, args.repeats, args.rows)
+            size = os.path.getsize(path) / 1e6
+            print(f"{fmt:<10} {size:>7.1f} {floor:>12.2f} {ours:>13.2f} {ours / floor:>6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
