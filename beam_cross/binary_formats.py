@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
-from beam_cross.text_formats import OVERSIZED, PARSE, TYPE, UNKNOWN_COLUMN, unknown_message
+from beam_cross import example_columns
+from beam_cross.text_formats import OVERSIZED, PARSE, TYPE, UNKNOWN_COLUMN, one_batch, unknown_message
 from beam_cross.tf_example import Example
 
 try:  # the C CRC32C that Beam also prefers
@@ -166,14 +167,35 @@ def _values(features, specs):
             row.append(list(values))
         else:
             which = feature.WhichOneof("kind")
-            if which is not None and which != attr:
+            if which is not None and which != attr and len(getattr(feature, which).value):
                 return None, f"feature `{name}` holds a {which}, but its column is {kind}"
             row.append([] if is_list else None)
     return row, None
 
 
 def decode_examples(records: list[tuple[int, bytes]], schema: pa.Schema):
-    """(RecordBatch, record numbers of its rows, rejections) of ``(number, tf.Example bytes)`` records."""
+    """(RecordBatch, record numbers of its rows, rejections) of ``(number, tf.Example bytes)`` records.
+
+    Records in TensorFlow's layout are read by :func:`beam_cross.example_columns.decode` (NumPy, for
+    all of them at once); the others by protobuf, one by one, which also tells why one is rejected.
+    """
+    specs = [(f.name, *_kind_of(f.type), f.type) for f in schema]
+    arrays, irregular = example_columns.decode([record for _, record in records], specs)
+    if irregular.all():
+        return decode_examples_one_by_one(records, schema)
+    numbers = np.fromiter((number for number, _ in records), np.int64, len(records))
+    fast = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if not irregular.any():
+        return fast, numbers, []
+    batch, slow_numbers, rejected = decode_examples_one_by_one([records[i] for i in np.flatnonzero(irregular)], schema)
+    numbers = np.concatenate((numbers[~irregular], slow_numbers))
+    order = np.argsort(numbers, kind="stable")
+    merged = pa.Table.from_batches([fast, batch]).take(pa.array(order))
+    return one_batch(merged, schema), numbers[order], rejected
+
+
+def decode_examples_one_by_one(records: list[tuple[int, bytes]], schema: pa.Schema):
+    """:func:`decode_examples` with protobuf, record by record (the reference)."""
     specs = [(f.name, *_kind_of(f.type), _ATTRS[_kind_of(f.type)[0]]) for f in schema]
     names = frozenset(schema.names)
     rows, numbers, rejected = [], [], []

@@ -16,6 +16,7 @@ import os
 import uuid
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -375,3 +376,66 @@ def test_declared_float_column_is_typed_and_reported(tmp_path):
     chunks = list(read_item(str(path), 0, os.path.getsize(path), "csv", plan.schema))
     assert chunks[0].rows.schema == plan.schema and plan.float_columns == ("b",)
     assert chunks[0].locate([0]) == [f"{path}:2"] and chunks[0].rows.to_pylist() == [{"a": "x", "b": 1.0}]
+
+
+def _delimited(tag: int, payload: bytes) -> bytes:
+    length, out = len(payload), bytearray()
+    while True:
+        out.append((length & 0x7F) | (0x80 if length > 0x7F else 0))
+        length >>= 7
+        if not length:
+            return bytes([tag]) + bytes(out) + payload
+
+
+def _example(entries: list[bytes]) -> bytes:
+    return _delimited(0x0A, b"".join(_delimited(0x0A, entry) for entry in entries))
+
+
+def test_tf_example_columns_match_protobuf_record_by_record():
+    from beam_cross.binary_formats import decode_examples, decode_examples_one_by_one
+
+    rng = np.random.default_rng(7)
+    schema = pa.schema([("city", pa.string()), ("hour", pa.int64()), ("tags", pa.list_(pa.string())),
+                        ("w", pa.float32()), ("ids", pa.list_(pa.int64())), ("raw", pa.binary())])
+    odd = [
+        b"",  # an empty Example
+        _example([_delimited(0x0A, b"hour") + _delimited(0x12, _delimited(0x1A, b"\x08\x05"))]),  # unpacked int
+        _example([_delimited(0x12, _delimited(0x1A, _delimited(0x0A, b"\x07"))) + _delimited(0x0A, b"hour")]),  # value first
+        _example([_delimited(0x0A, b"hour")]),  # a key without a Feature
+        _example([_delimited(0x0A, b"city") + _delimited(0x12, b"")]),  # a Feature of no kind
+        _example([_delimited(0x0A, b"hour") + _delimited(0x12, _delimited(0x1A, _delimited(0x0A, b"\x01")))] * 2),  # twice
+        b"\x0a\x05\x0a\x03ab",  # truncated inside
+        b"\xff\xff",  # not a protobuf
+    ]
+    records = []
+    for _ in range(3000):
+        choice = rng.integers(0, 10)
+        if choice == 0:
+            records.append(odd[rng.integers(0, len(odd))])
+            continue
+        row = {
+            "city": rng.choice(["paris", "\u65e5\u672c", ""]),
+            "hour": int(rng.integers(-(2**63), 2**63)) if choice == 1 else int(rng.integers(0, 300)),
+            "tags": [str(t) for t in rng.integers(0, 5, rng.integers(0, 4))],
+            "w": float(rng.random()),
+            "ids": [int(v) for v in rng.integers(-5, 2**40, rng.integers(0, 3))],
+            "raw": bytes(rng.integers(0, 256, 3, dtype=np.uint8)),
+        }
+        if choice == 2:
+            row["hour"] = [1, 2]  # two values in a one-value column
+        if choice == 3:
+            row["city"] = b"\xff\xfe"  # not UTF-8
+        if choice == 4:
+            row["extra"] = "x"  # a key the schema does not have
+        if choice == 5:
+            row["w"] = "not a float"
+        if choice == 6:
+            del row["city"], row["tags"]
+        records.append(encode_example(row))
+    numbered = list(enumerate(records))
+    for start, stop in ((0, 3000), (0, 1), (10, 50), (5, 6)):
+        fast = decode_examples(numbered[start:stop], schema)
+        reference = decode_examples_one_by_one(numbered[start:stop], schema)
+        assert fast[0].equals(reference[0]) and np.array_equal(fast[1], reference[1]) and fast[2] == reference[2]
+    full = decode_examples(numbered, schema)
+    assert 1500 < full[0].num_rows < 2200 and 800 < len(full[2]) < 1500  # about 6 in 10 records are fine
