@@ -96,7 +96,21 @@ def tfrecord_frames(handle, path: str, max_record: int):
             buffer += data
         return True
 
+    unpack, crc32c = struct.Struct("<QI").unpack_from, _crc32c
     while True:
+        size = len(buffer)
+        while position + 12 <= size:  # the common case, inlined: whole records already in the buffer
+            length, length_crc = unpack(buffer, position)
+            end = position + 16 + length
+            crc = crc32c(buffer[position:position + 8])
+            if end > size or length > max_record or ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF) != length_crc:
+                break
+            data = buffer[position + 12:end - 4]
+            crc = crc32c(data)
+            ok = ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF) == int.from_bytes(buffer[end - 4:end], "little")
+            position = end
+            yield number, data, None if ok else (PARSE, "corrupt record: its data checksum does not match")
+            number += 1
         if not fill(12):
             if len(buffer) - position:
                 yield number, None, (PARSE, f"truncated record at byte {offset + position} (the file ends inside it)")
@@ -258,17 +272,17 @@ def _column(values, field_, kind, is_list):
 
 def read_tfrecord(handle, path: str, schema: pa.Schema, max_record: int, records_per_chunk: int = RECORDS_PER_CHUNK):
     """Pieces of ``records_per_chunk`` records of an open TFRecord file."""
-    pending, bad, first = [], [], 0
+    pending, bad, first, number = [], [], 0, -1
     for number, record, problem in tfrecord_frames(handle, path, max_record):
         if problem is None:
             pending.append((number, record))
         else:
             bad.append((number, problem[0], problem[1], None if record is None else record.hex()[:2000]))
-        if len(pending) + len(bad) >= records_per_chunk:
+        if number - first + 1 >= records_per_chunk:
             yield _piece(pending, bad, schema, first)
             first = number + 1
             pending, bad = [], []
-    if pending or bad or first == 0:
+    if pending or bad or number < 0:
         yield _piece(pending, bad, schema, first)
 
 

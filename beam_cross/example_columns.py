@@ -132,9 +132,8 @@ def decode(records: list[bytes], specs) -> tuple[list[pa.Array], np.ndarray]:
         lookup = np.array([index.get(bytes(u)[: bytes(u)[-1]].decode("utf-8", "replace"), -1) for u in unique], np.int64)
         column = lookup[inverse.ravel()]
     irregular[owner[column < 0]] = True
-    pair = owner * (len(specs) + 1) + column
-    sorted_pairs = np.sort(pair)
-    repeated = sorted_pairs[1:][sorted_pairs[1:] == sorted_pairs[:-1]]
+    pair = owner * (len(specs) + 1) + column + 1
+    repeated = np.flatnonzero(np.bincount(pair) > 1)
     irregular[repeated // (len(specs) + 1)] = True
     # Feature: one kind (or none), spanning the value.
     tag = buf[np.minimum(vs, len(buf) - 1)]
@@ -207,8 +206,10 @@ def _list_values(buf, start, stop, kind, irregular, owners):
         if not value_owner:
             return pa.array([], pa.binary()), np.zeros(len(start), np.int64)
         entry = np.concatenate(value_owner)
-        order = np.argsort(entry, kind="stable")
-        vs, ve = np.concatenate(value_starts)[order], np.concatenate(value_stops)[order]
+        vs, ve = np.concatenate(value_starts), np.concatenate(value_stops)
+        if len(value_owner) > 1:  # values of several rounds: put each list's values together
+            order = np.argsort(entry, kind="stable")
+            entry, vs, ve = entry[order], vs[order], ve[order]
         lengths = ve - vs
         if lengths.sum() >= 2**31:
             return None, None
