@@ -439,3 +439,38 @@ def test_tf_example_columns_match_protobuf_record_by_record():
         assert fast[0].equals(reference[0]) and np.array_equal(fast[1], reference[1]) and fast[2] == reference[2]
     full = decode_examples(numbered, schema)
     assert 1500 < full[0].num_rows < 2200 and 800 < len(full[2]) < 1500  # about 6 in 10 records are fine
+
+
+@pytest.mark.slow
+def test_dask_runner_reads_the_same_chunks(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
+    import sys
+
+    import cloudpickle
+    from apache_beam.internal import cloudpickle as beam_cloudpickle
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.dask.dask_runner import DaskRunner
+
+    for pickler in (cloudpickle, beam_cloudpickle):  # workers cannot import this test module
+        pickler.register_pickle_by_value(sys.modules[__name__])
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a,b\n" + b"".join(b"%d,x%d\n" % (i, i) for i in range(3000)) + b"bad,row,here\n")
+    plan = plan_input(str(path), schema_text="a:int")
+    expected = run(tmp_path, plan.files, "csv", plan.schema)
+    folder = tmp_path / "dask"
+    folder.mkdir()
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}"])
+        pipeline = beam.Pipeline(runner=DaskRunner(), options=options)
+        _ = pipeline | ReadChunks(plan.files, "csv", plan.schema, range_bytes=5000) | beam.ParDo(_Save(str(folder)))
+        result = pipeline.run()
+        result.wait_until_finish()
+        result.client.close()
+    chunks = []
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            with open(folder / name) as handle:
+                chunks.append({**json.load(handle), "rows": pa.ipc.open_file(str(folder / (name[:-5] + ".arrow"))).read_all()})
+    assert len(chunks) > 3
+    assert summary(chunks) == expected
+    assert expected["rows_read"] == 3001 and reasons(expected) == [("3002", "parse")]
