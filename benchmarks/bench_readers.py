@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -128,7 +127,8 @@ def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         run_name, fmt, path = sys.argv[2:5]
         globals()[run_name](fmt, path, path + ".count")
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        with open("/proc/self/status") as status:  # VmHWM: ru_maxrss would count the parent's peak (kept across exec)
+            print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
