@@ -16,6 +16,9 @@ over the chunks gives the records of the input, and ``chunk.locate(indices)`` gi
 rows (for rejections made after reading). A text range reads the lines that *start* in it, so ranges
 never lose or repeat a line; line numbers are only counted from the file's start when a rejection
 needs one. Memory is bounded by a block (``block_bytes`` of text, a Parquet batch, 20,000 records).
+
+The work items go through ``beam.Create`` and a ``ParDo`` rather than a ``BoundedSource`` read:
+Beam 2.77's DaskRunner turns ``beam.io.Read`` into nothing, while this shape runs on every runner.
 """
 
 from __future__ import annotations
@@ -212,6 +215,8 @@ def plan_input(pattern: str, *, input_format: str | None = None, schema_text: st
                 order.append(field.name)
         schema = pa.schema([declared.field(n) if declared.get_field_index(n) >= 0 else pa.field(n, found.get(n) or pa.string())
                             for n in order])
+    if not len(schema):
+        raise InputError(f"No column found in the first lines of {non_empty[0]} (is it {fmt}?); pass `--input_format`.")
     floats = tuple(f.name for f in schema if _is_float(f.type))
     return InputPlan(tuple(p for p, _ in files), fmt, schema, floats, total, unit)
 

@@ -279,7 +279,13 @@ def _json_problem(raw: bytes, schema: pa.Schema, arrow_error: str) -> tuple[str,
     unknown = [key for key in value if schema.get_field_index(key) < 0]
     if unknown:
         return UNKNOWN_COLUMN, unknown_message(unknown, schema)
+    if arrow_error == _NESTED:
+        return UNKNOWN_COLUMN, (f"an object holds keys that its column's type, inferred from the first lines of each "
+                                f"file, does not have; schema: {schema_text(schema)}")
     return TYPE, f"a value does not match its column's type ({arrow_error}); schema: {schema_text(schema)}"
+
+
+_NESTED = "nested keys outside the schema"
 
 
 def unknown_message(names, schema) -> str:
@@ -328,6 +334,8 @@ def _parse_json_lines(block, starts, ends, fed, schema, tables, lines, rejected)
         table = _read_json(data, schema)
         table.validate(full=True)  # Arrow's JSON parser lets invalid UTF-8 through into strings
         error = None if table.num_rows == len(fed) else f"{table.num_rows} rows from {len(fed)} lines"
+        if error is None and table.select(schema.names).schema.types != schema.types:
+            error = _NESTED
     except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError) as exc:
         table, error = None, str(exc)
     if error is not None:

@@ -190,6 +190,18 @@ def test_csv_duplicate_header_and_mixed_formats_are_refused(tmp_path):
     (mixed / "2.jsonl").write_text('{"a": 1}\n')
     with pytest.raises(InputError, match="mixes formats"):
         plan_input(str(mixed))
+    (tmp_path / "other.csv").write_text("a,c\n1,2\n")
+    (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match=r"other.csv has columns \['a', 'c'\], unlike the first file's"):
+        plan_input(str(tmp_path / "[ou]*.csv"))
+    with pytest.raises(InputError, match="declares column `zz`, which the CSV header does not have"):
+        plan_input(str(tmp_path / "ok.csv"), schema_text="zz:int")
+    with pytest.raises(InputError, match="`--input_format` must be one of"):
+        plan_input(str(tmp_path / "ok.csv"), input_format="xml")
+    with pytest.raises(InputError, match="No column found"):
+        plan_input(str(tmp_path / "ok.csv"), input_format="jsonl")
+    (tmp_path / "rows.txt").write_text('{"a": 1}\n')
+    assert plan_input(str(tmp_path / "rows.txt"), input_format="jsonl").schema == pa.schema([("a", pa.int64())])
     with pytest.raises(InputError, match="matches no file"):
         plan_input(str(tmp_path / "none*.csv"))
 
@@ -248,6 +260,16 @@ def test_jsonl_bad_lines_each_rejected_with_reason(tmp_path):
     ]
     assert reasons(result) == [("3", "encoding"), ("4", "encoding"), ("5", "type"), ("6", "parse"), ("7", "parse")]
     assert result["rows_read"] == 9
+
+
+def test_jsonl_nested_values_keep_their_types(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"d": {"x": 1}, "l": [1, 2]}\n' * 50 + '{"d": {"x": 2, "y": 3}, "l": []}\n{"d": null, "l": ["a"]}\n')
+    plan = plan_input(str(path), sample_bytes=200)
+    assert plan.schema == pa.schema([("d", pa.struct([("x", pa.int64())])), ("l", pa.list_(pa.int64()))])
+    result = run(tmp_path, plan.files, "jsonl", plan.schema)
+    assert [row for _, row in result["rows"]] == [{"d": {"x": 1}, "l": [1, 2]}] * 50
+    assert reasons(result) == [("51", "unknown_column"), ("52", "type")]
 
 
 def test_jsonl_late_keys_are_covered_or_rejected(tmp_path):
