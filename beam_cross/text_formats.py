@@ -192,6 +192,12 @@ def _to_text(values: pa.Array, field) -> tuple[pa.Array, dict[int, tuple[str, st
 def _to_number(text: pa.Array, field, kind: pa.DataType):
     problems = {}
     if pa.types.is_integer(kind):
+        try:  # Arrow's parse is strict but for a "+" sign (refused) and "0x" hex (accepted)
+            converted = text.cast(kind)
+            if not pc.any(pc.match_substring(text, "x", ignore_case=True)).as_py():
+                return converted, problems
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         strict = pc.match_substring_regex(text, INT_PATTERN).fill_null(True)
         if not pc.all(strict).as_py():
             for index in np.flatnonzero(~strict.to_numpy(zero_copy_only=False)).tolist():
