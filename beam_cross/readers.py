@@ -40,7 +40,6 @@ from beam_cross.sources import rejection
 RANGE_BYTES = 64 << 20
 BLOCK_BYTES = 4 << 20
 MAX_LINE_BYTES = 16 << 20
-UNITS = {"csv": "line", "jsonl": "line", "tfrecord": "record", "parquet": "row"}
 
 __all__ = ["Chunk", "InputError", "InputPlan", "ReadChunks", "plan_input", "read_item"]
 
@@ -154,9 +153,8 @@ def _text_chunks(path, fmt, schema, start, stop, block_bytes, max_line):
     header = None
     if fmt == "csv":
         header = next(csv.reader([_first_line(path).decode("utf-8", "replace")]), [])
-        absent = [name for name in schema.names if name not in header]
-        if absent:
-            raise InputError(f"{path} has no column {absent}; its header is {header}")
+        if sorted(header) != sorted(schema.names):  # never drop a column, never guess one
+            raise InputError(f"{path} has columns {header}, not those of the input schema {schema.names}")
     compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
     base = 0 if start == 0 else None  # line breaks before the range's first line
     first_offset, done, skip_header = None, 0, fmt == "csv" and start == 0

@@ -194,6 +194,9 @@ def test_csv_duplicate_header_and_mixed_formats_are_refused(tmp_path):
     (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match=r"other.csv has columns \['a', 'c'\], unlike the first file's"):
         plan_input(str(tmp_path / "[ou]*.csv"))
+    ok_plan = plan_input(str(tmp_path / "ok.csv"))
+    with pytest.raises(InputError, match="has columns .* not those of the input schema"):  # a file outside the plan
+        list(read_item(str(tmp_path / "other.csv"), 0, 100, "csv", ok_plan.schema))
     with pytest.raises(InputError, match="declares column `zz`, which the CSV header does not have"):
         plan_input(str(tmp_path / "ok.csv"), schema_text="zz:int")
     with pytest.raises(InputError, match="`--input_format` must be one of"):
