@@ -130,9 +130,9 @@ def plan_input(pattern: str, *, input_format: str | None = None, schema_text: st
         if schema_text:
             raise InputError("`--schema` does not apply to Parquet input: its column types come from the files.")
         schema, total, unit = None, 0, "rows"
-        for path in non_empty:
-            with FileSystems.open(path) as handle:
-                metadata = pq.ParquetFile(handle).metadata
+        with ThreadPoolExecutor(SAMPLING_THREADS) as pool:
+            footers = list(pool.map(_footer, non_empty))
+        for path, metadata in zip(non_empty, footers):
             total += metadata.num_rows
             file_schema = metadata.schema.to_arrow_schema()
             if schema is None:
@@ -162,6 +162,11 @@ def plan_input(pattern: str, *, input_format: str | None = None, schema_text: st
         raise InputError(f"No column found in the first lines of {non_empty[0]} (is it {fmt}?); pass `--input_format`.")
     floats = tuple(f.name for f in schema if _is_float(f.type))
     return InputPlan(tuple(p for p, _ in files), fmt, schema, floats, total, unit)
+
+
+def _footer(path: str):
+    with FileSystems.open(path) as handle:
+        return pq.ParquetFile(handle).metadata
 
 
 def _file_types(path: str, fmt: str, sample_bytes: int, declared) -> tuple[list[str], dict]:
