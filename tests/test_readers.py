@@ -12,6 +12,7 @@ import decimal
 import gzip
 import io
 import json
+import lzma
 import os
 import uuid
 
@@ -209,7 +210,12 @@ def test_csv_duplicate_header_and_mixed_formats_are_refused(tmp_path):
         plan_input(str(tmp_path / "none*.csv"))
 
 
-@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open)])
+def _zstd_open(path, mode):
+    zstandard = pytest.importorskip("zstandard", reason="Beam reads .zst with the zstandard package")
+    return zstandard.open(path, mode)
+
+
+@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open), (".zst", _zstd_open)])
 def test_compressed_text_with_bom_and_crlf(tmp_path, suffix, opener):
     csv_path = tmp_path / f"in.csv{suffix}"
     with opener(csv_path, "wb") as handle:
