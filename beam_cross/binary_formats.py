@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
-from beam_cross.text_formats import OVERSIZED, PARSE, TYPE, UNKNOWN_COLUMN, unknown_message
+from beam_cross import example_columns
+from beam_cross.text_formats import OVERSIZED, PARSE, TYPE, UNKNOWN_COLUMN, one_batch, unknown_message
 from beam_cross.tf_example import Example
 
 try:  # the C CRC32C that Beam also prefers
@@ -95,7 +96,21 @@ def tfrecord_frames(handle, path: str, max_record: int):
             buffer += data
         return True
 
+    unpack, crc32c = struct.Struct("<QI").unpack_from, _crc32c
     while True:
+        size = len(buffer)
+        while position + 12 <= size:  # the common case, inlined: whole records already in the buffer
+            length, length_crc = unpack(buffer, position)
+            end = position + 16 + length
+            crc = crc32c(buffer[position:position + 8])
+            if end > size or length > max_record or ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF) != length_crc:
+                break
+            data = buffer[position + 12:end - 4]
+            crc = crc32c(data)
+            ok = ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF) == int.from_bytes(buffer[end - 4:end], "little")
+            position = end
+            yield number, data, None if ok else (PARSE, "corrupt record: its data checksum does not match")
+            number += 1
         if not fill(12):
             if len(buffer) - position:
                 yield number, None, (PARSE, f"truncated record at byte {offset + position} (the file ends inside it)")
@@ -166,14 +181,35 @@ def _values(features, specs):
             row.append(list(values))
         else:
             which = feature.WhichOneof("kind")
-            if which is not None and which != attr:
+            if which is not None and which != attr and len(getattr(feature, which).value):
                 return None, f"feature `{name}` holds a {which}, but its column is {kind}"
             row.append([] if is_list else None)
     return row, None
 
 
 def decode_examples(records: list[tuple[int, bytes]], schema: pa.Schema):
-    """(RecordBatch, record numbers of its rows, rejections) of ``(number, tf.Example bytes)`` records."""
+    """(RecordBatch, record numbers of its rows, rejections) of ``(number, tf.Example bytes)`` records.
+
+    Records in TensorFlow's layout are read by :func:`beam_cross.example_columns.decode` (NumPy, for
+    all of them at once); the others by protobuf, one by one, which also tells why one is rejected.
+    """
+    specs = [(f.name, *_kind_of(f.type), f.type) for f in schema]
+    arrays, irregular = example_columns.decode([record for _, record in records], specs)
+    if irregular.all():
+        return decode_examples_one_by_one(records, schema)
+    numbers = np.fromiter((number for number, _ in records), np.int64, len(records))
+    fast = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if not irregular.any():
+        return fast, numbers, []
+    batch, slow_numbers, rejected = decode_examples_one_by_one([records[i] for i in np.flatnonzero(irregular)], schema)
+    numbers = np.concatenate((numbers[~irregular], slow_numbers))
+    order = np.argsort(numbers, kind="stable")
+    merged = pa.Table.from_batches([fast, batch]).take(pa.array(order))
+    return one_batch(merged, schema), numbers[order], rejected
+
+
+def decode_examples_one_by_one(records: list[tuple[int, bytes]], schema: pa.Schema):
+    """:func:`decode_examples` with protobuf, record by record (the reference)."""
     specs = [(f.name, *_kind_of(f.type), _ATTRS[_kind_of(f.type)[0]]) for f in schema]
     names = frozenset(schema.names)
     rows, numbers, rejected = [], [], []
@@ -236,17 +272,17 @@ def _column(values, field_, kind, is_list):
 
 def read_tfrecord(handle, path: str, schema: pa.Schema, max_record: int, records_per_chunk: int = RECORDS_PER_CHUNK):
     """Pieces of ``records_per_chunk`` records of an open TFRecord file."""
-    pending, bad, first = [], [], 0
+    pending, bad, first, number = [], [], 0, -1
     for number, record, problem in tfrecord_frames(handle, path, max_record):
         if problem is None:
             pending.append((number, record))
         else:
             bad.append((number, problem[0], problem[1], None if record is None else record.hex()[:2000]))
-        if len(pending) + len(bad) >= records_per_chunk:
+        if number - first + 1 >= records_per_chunk:
             yield _piece(pending, bad, schema, first)
             first = number + 1
             pending, bad = [], []
-    if pending or bad or first == 0:
+    if pending or bad or number < 0:
         yield _piece(pending, bad, schema, first)
 
 

@@ -1,10 +1,10 @@
 """Columnar, splittable reading of the ``beam-cross`` inputs: ``plan_input`` and ``ReadChunks``.
 
-``plan_input(pattern, input_format=None, schema_text=None)`` runs on the launching machine and reads
-metadata only (file listing, Parquet footers, CSV headers and a bounded sample of the start of each
-text/TFRecord file): it returns an :class:`InputPlan` with the files, the format, the Arrow schema,
-the columns known to be float, and a progress total (rows from Parquet footers, else bytes). Bad input
-arguments raise :class:`InputError`.
+``plan_input(pattern, input_format=None, schema_text=None)`` (from :mod:`beam_cross.input_plan`)
+runs on the launching machine and reads metadata only (file listing, Parquet footers, CSV headers
+and a bounded sample at the start of each text/TFRecord file): it returns an ``InputPlan`` with the
+files, the format, the Arrow schema, the columns known to be float, and a progress total (rows from
+Parquet footers, else bytes). Bad input arguments raise ``InputError``.
 
 ``ReadChunks(files, fmt, schema)`` is a ``PBegin -> PCollection[Chunk]`` transform with one output.
 Each file is cut into work items (byte ranges of ``range_bytes`` for uncompressed CSV, JSON Lines and
@@ -16,31 +16,30 @@ over the chunks gives the records of the input, and ``chunk.locate(indices)`` gi
 rows (for rejections made after reading). A text range reads the lines that *start* in it, so ranges
 never lose or repeat a line; line numbers are only counted from the file's start when a rejection
 needs one. Memory is bounded by a block (``block_bytes`` of text, a Parquet batch, 20,000 records).
+
+The work items go through ``beam.Create`` and a ``ParDo`` rather than a ``BoundedSource`` read:
+Beam 2.77's DaskRunner turns ``beam.io.Read`` into nothing, while this shape runs on every runner.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_cross import binary_formats, text_formats
-from beam_cross.io import FORMATS, InputError, arrow_schema, format_of, parse_schema
+from beam_cross.input_plan import BOM, InputError, InputPlan, list_files, plan_input
+from beam_cross.io import FORMATS
 from beam_cross.sources import rejection
 
 RANGE_BYTES = 64 << 20
 BLOCK_BYTES = 4 << 20
 MAX_LINE_BYTES = 16 << 20
-SAMPLE_BYTES = 1 << 20
-BOM = b"\xef\xbb\xbf"
-UNITS = {"csv": "line", "jsonl": "line", "tfrecord": "record", "parquet": "row"}
 
 __all__ = ["Chunk", "InputError", "InputPlan", "ReadChunks", "plan_input", "read_item"]
 
@@ -70,171 +69,6 @@ class Chunk:
         first = self.first if self.first is not None else lines_before(self.path, self.offset) + 1
         where = (lambda n: f"{self.path}:{n}") if self.unit == "line" else (lambda n: f"{self.path}:{self.unit} {n}")
         return [where(first + (int(self.positions[i]) if self.positions is not None else int(i))) for i in indices]
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    files: tuple[str, ...]
-    format: str
-    schema: pa.Schema
-    float_columns: tuple[str, ...]  # crossing these needs bucketizing first
-    total: int  # rows (Parquet) or bytes (other formats) of the input, for progress
-    total_unit: str  # "rows" or "bytes"
-
-
-# -- launcher side --------------------------------------------------------------------------------------
-def list_files(pattern: str) -> list[tuple[str, int]]:
-    """``(path, size)`` of the files of a path, a glob or a directory, sorted (``_*`` and ``.*`` skipped)."""
-    if os.path.isdir(pattern) or (pattern.endswith("/") and "://" in pattern):
-        pattern = FileSystems.join(pattern.rstrip("/"), "*")
-    found = sorted(
-        (m.path, m.size_in_bytes) for result in FileSystems.match([pattern]) for m in result.metadata_list
-        if not os.path.basename(m.path).startswith((".", "_"))
-    )
-    if not found:
-        raise InputError(f"`--input` matches no file. Received: input={pattern!r}")
-    return found
-
-
-def _format(files, input_format) -> str:
-    if input_format is not None:
-        if input_format not in FORMATS:
-            raise InputError(f"`--input_format` must be one of {FORMATS}. Received: input_format={input_format!r}")
-        return input_format
-    formats = {}
-    for path, _ in files:
-        formats.setdefault(format_of(path), path)
-    if len(formats) > 1:
-        raise InputError(
-            f"The input mixes formats ({', '.join(f'{f} such as {p}' for f, p in sorted(formats.items()))}); "
-            f"read one format per run, or pass `--input_format` if every file is of one format."
-        )
-    return next(iter(formats))
-
-
-def _head(path: str, limit: int) -> bytes:
-    """The first ``limit`` bytes of a file (decompressed), cut after its last complete line."""
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
-        data = handle.read(limit + 1)
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    if len(data) > limit:
-        data = data[: data.rfind(b"\n") + 1]
-    return data
-
-
-def csv_header(path: str, sample_bytes: int = SAMPLE_BYTES) -> tuple[list[str], bytes]:
-    """The column names of a CSV file and its sampled lines after the header."""
-    head = _head(path, sample_bytes)
-    line, _, rest = head.partition(b"\n")
-    try:
-        names = next(csv.reader([line.rstrip(b"\r").decode("utf-8")]), [])
-    except UnicodeDecodeError:
-        raise InputError(f"The header of {path} is not UTF-8 text.") from None
-    if not names:
-        raise InputError(f"Input file {path} has no header row: a CSV file starts with its column names.")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"The header of {path} names columns {duplicates} more than once. Received: header={names}")
-    return names, rest
-
-
-def _merge(found: dict, path: str, types: dict, describe) -> None:
-    for name, kind in types.items():
-        if kind is None:
-            found.setdefault(name, None)
-        elif found.get(name) is None:
-            found[name] = kind
-        elif found[name] != kind:
-            raise InputError(
-                f"Column `{name}` is {describe(found[name])} in the first lines of one file and {describe(kind)} in "
-                f"{path}; declare its type with `--schema {name}:type`."
-            )
-
-
-def plan_input(pattern: str, *, input_format: str | None = None, schema_text: str | None = None,
-               sample_bytes: int = SAMPLE_BYTES) -> InputPlan:
-    """The files, format, schema and progress total of an input, from metadata and file heads only.
-
-    Inferred types come from a bounded sample at the start of *each* file, and files must agree, so
-    a file's column types never depend on which other files are in the run.
-    """
-    files = list_files(pattern)
-    fmt = _format(files, input_format)
-    try:
-        declared = arrow_schema(parse_schema(schema_text)) if schema_text else pa.schema([])
-    except ValueError as error:
-        raise InputError(str(error)) from None
-    non_empty = [path for path, size in files if size > 0]
-    if not non_empty:
-        raise InputError(f"Every input file is empty: {[p for p, _ in files]}")
-    total, unit = sum(size for _, size in files), "bytes"
-    if fmt == "parquet":
-        if schema_text:
-            raise InputError("`--schema` does not apply to Parquet input: its column types come from the files.")
-        schema, total, unit = None, 0, "rows"
-        for path in non_empty:
-            with FileSystems.open(path) as handle:
-                metadata = pq.ParquetFile(handle).metadata
-            total += metadata.num_rows
-            file_schema = metadata.schema.to_arrow_schema()
-            if schema is None:
-                schema = file_schema
-            elif file_schema.remove_metadata() != schema.remove_metadata():
-                raise InputError(f"Parquet file {path} has schema {file_schema}, unlike the first file's {schema}.")
-    else:
-        found: dict = {}
-        order: list[str] = []
-        for path in non_empty:
-            if fmt == "csv":
-                names, sample = csv_header(path, sample_bytes)
-                if order and set(names) != set(order):
-                    raise InputError(f"{path} has columns {names}, unlike the first file's {order}.")
-                order = order or names
-                kinds = text_formats.infer_csv_types(sample, names)
-                types = {n: {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}.get(k) for n, k in kinds.items()}
-            elif fmt == "jsonl":
-                try:
-                    types = text_formats.infer_json_schema(_head(path, sample_bytes), declared.names)
-                except ValueError as error:
-                    raise InputError(f"{path}: {error}") from None
-            else:
-                try:
-                    types = binary_formats.infer_example_types(_sample_records(path, sample_bytes), declared.names)
-                except ValueError as error:
-                    raise InputError(f"{path}: {error}") from None
-            _merge(found, path, {n: t for n, t in types.items() if declared.get_field_index(n) < 0}, str)
-            order += [n for n in types if n not in order]
-        for field in declared:
-            if fmt == "csv" and field.name not in order:
-                raise InputError(f"`--schema` declares column `{field.name}`, which the CSV header does not have: {order}")
-            if field.name not in order:
-                order.append(field.name)
-        schema = pa.schema([declared.field(n) if declared.get_field_index(n) >= 0 else pa.field(n, found.get(n) or pa.string())
-                            for n in order])
-    floats = tuple(f.name for f in schema if _is_float(f.type))
-    return InputPlan(tuple(p for p, _ in files), fmt, schema, floats, total, unit)
-
-
-def _is_float(kind) -> bool:
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        kind = kind.value_type
-    return pa.types.is_floating(kind)
-
-
-def _sample_records(path: str, sample_bytes: int) -> list[bytes]:
-    records, size = [], 0
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
-        try:
-            for _, record, problem in binary_formats.tfrecord_frames(handle, path, MAX_LINE_BYTES):
-                if problem is None:
-                    records.append(record)
-                    size += len(record)
-                if size > sample_bytes or len(records) >= 10_000:
-                    break
-        except binary_formats.CorruptFile:
-            pass  # the read will report it
-    return records
 
 
 # -- worker side ----------------------------------------------------------------------------------------
@@ -319,9 +153,8 @@ def _text_chunks(path, fmt, schema, start, stop, block_bytes, max_line):
     header = None
     if fmt == "csv":
         header = next(csv.reader([_first_line(path).decode("utf-8", "replace")]), [])
-        absent = [name for name in schema.names if name not in header]
-        if absent:
-            raise InputError(f"{path} has no column {absent}; its header is {header}")
+        if sorted(header) != sorted(schema.names):  # never drop a column, never guess one
+            raise InputError(f"{path} has columns {header}, not those of the input schema {schema.names}")
     compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
     base = 0 if start == 0 else None  # line breaks before the range's first line
     first_offset, done, skip_header = None, 0, fmt == "csv" and start == 0
@@ -427,16 +260,13 @@ class ReadChunks(beam.PTransform):
 
     def work_items(self) -> list[tuple[str, int, float]]:
         items = []
-        for pattern in self._files:
-            for path, size in list_files(pattern):
-                whole = self._fmt == "tfrecord" or (
-                    CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED)
-                if size == 0:
-                    continue
-                if whole:
-                    items.append((path, 0, float("inf")))
-                else:
-                    items += [(path, s, min(s + self._range, size)) for s in range(0, size, self._range)]
+        for path, size in list_files(self._files):
+            if size == 0:
+                continue
+            if self._fmt == "tfrecord" or CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED:
+                items.append((path, 0, float("inf")))  # read whole
+            else:
+                items += [(path, s, min(s + self._range, size)) for s in range(0, size, self._range)]
         return items
 
     def expand(self, pbegin):

@@ -82,10 +82,10 @@ def line_bounds(block: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _per_line_sum(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """How many True of ``mask`` fall in each line [start, end)."""
-    total = np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
-    return total[ends] - total[starts]
+def _per_line_count(data: np.ndarray, byte: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many times ``byte`` occurs in each line [start, end)."""
+    found = np.flatnonzero(data == byte)
+    return np.searchsorted(found, ends) - np.searchsorted(found, starts)
 
 
 def _join(block: bytes, starts, ends, keep) -> bytes:
@@ -105,11 +105,11 @@ def _csv_line_flags(block, starts, ends, max_line):
     for line in np.flatnonzero(length > max_line).tolist():
         problems[line] = (OVERSIZED, f"the line is longer than {max_line} bytes")
     if block.find(b'"') >= 0:
-        odd = _per_line_sum(data == 34, starts, ends) % 2 == 1
+        odd = _per_line_count(data, 34, starts, ends) % 2 == 1
         for line in np.flatnonzero(odd).tolist():
             problems.setdefault(line, (PARSE, "unbalanced quotes: a quoted value may not hold a line break"))
-    if block.find(b"\r") >= 0:
-        lone = _per_line_sum(data == 13, starts, ends) - cr_end
+    if block.count(b"\r") != block.count(b"\r\n"):
+        lone = _per_line_count(data, 13, starts, ends) - cr_end
         for line in np.flatnonzero(lone > 0).tolist():
             problems.setdefault(line, (PARSE, "a carriage return inside the line (only CRLF line ends are read)"))
     return blank, problems
@@ -192,6 +192,12 @@ def _to_text(values: pa.Array, field) -> tuple[pa.Array, dict[int, tuple[str, st
 def _to_number(text: pa.Array, field, kind: pa.DataType):
     problems = {}
     if pa.types.is_integer(kind):
+        try:  # Arrow's parse is strict but for a "+" sign (refused) and "0x" hex (accepted)
+            converted = text.cast(kind)
+            if not pc.any(pc.match_substring(text, "x", ignore_case=True)).as_py():
+                return converted, problems
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         strict = pc.match_substring_regex(text, INT_PATTERN).fill_null(True)
         if not pc.all(strict).as_py():
             for index in np.flatnonzero(~strict.to_numpy(zero_copy_only=False)).tolist():
@@ -279,7 +285,13 @@ def _json_problem(raw: bytes, schema: pa.Schema, arrow_error: str) -> tuple[str,
     unknown = [key for key in value if schema.get_field_index(key) < 0]
     if unknown:
         return UNKNOWN_COLUMN, unknown_message(unknown, schema)
+    if arrow_error == _NESTED:
+        return UNKNOWN_COLUMN, (f"an object holds keys that its column's type, inferred from the first lines of each "
+                                f"file, does not have; schema: {schema_text(schema)}")
     return TYPE, f"a value does not match its column's type ({arrow_error}); schema: {schema_text(schema)}"
+
+
+_NESTED = "nested keys outside the schema"
 
 
 def unknown_message(names, schema) -> str:
@@ -302,14 +314,19 @@ def _read_json(data: bytes, schema: pa.Schema) -> pa.Table:
 def parse_jsonl_block(block: bytes, schema: pa.Schema, max_line: int = 1 << 24) -> Parsed:
     """The rows of a block of JSON Lines, typed by ``schema``; keys outside it reject their row."""
     starts, ends = line_bounds(block)
-    content = _per_line_sum(~_JSON_WHITESPACE[np.frombuffer(block, np.uint8)], starts, ends)
-    feed = content > 0
+    data = np.frombuffer(block, np.uint8)
+    feed = ends > starts
+    maybe_blank = np.flatnonzero(feed)
+    maybe_blank = maybe_blank[_JSON_WHITESPACE[data[starts[maybe_blank]]]]  # a line of content may start with one
+    for line in maybe_blank.tolist():
+        feed[line] = bool(block[starts[line]:ends[line]].strip())
     rejected = []
     for line in np.flatnonzero(feed & (ends - starts > max_line)).tolist():
         rejected.append((line, OVERSIZED, f"the line is longer than {max_line} bytes", text_of(block[starts[line]:ends[line]])))
         feed[line] = False
     tables, lines = [], []
-    _parse_json_lines(block, starts, ends, np.flatnonzero(feed), schema, tables, lines, rejected)
+    whole = None if rejected else block  # Arrow skips blank lines itself: no copy needed
+    _parse_json_lines(block, starts, ends, np.flatnonzero(feed), schema, tables, lines, rejected, whole)
     if tables:
         batch = one_batch(pa.concat_tables([t.select(schema.names) for t in tables]), schema)
         row_lines = np.concatenate(lines)
@@ -319,15 +336,19 @@ def parse_jsonl_block(block: bytes, schema: pa.Schema, max_line: int = 1 << 24) 
     return Parsed(batch, row_lines.astype(np.int64), rejected, len(ends))
 
 
-def _parse_json_lines(block, starts, ends, fed, schema, tables, lines, rejected):
-    """Arrow on the lines ``fed``; on an error, halves until the refused lines are found one by one."""
+def _parse_json_lines(block, starts, ends, fed, schema, tables, lines, rejected, data=None):
+    """Arrow on the lines ``fed`` (``data``: those lines, if at hand); on an error, halves until the
+    refused lines are found one by one."""
     if not len(fed):
         return
-    data = _join(block, starts, ends, fed)
+    if data is None:
+        data = _join(block, starts, ends, fed)
     try:
         table = _read_json(data, schema)
         table.validate(full=True)  # Arrow's JSON parser lets invalid UTF-8 through into strings
         error = None if table.num_rows == len(fed) else f"{table.num_rows} rows from {len(fed)} lines"
+        if error is None and table.select(schema.names).schema.types != schema.types:
+            error = _NESTED
     except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError) as exc:
         table, error = None, str(exc)
     if error is not None:

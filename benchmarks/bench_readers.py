@@ -8,6 +8,7 @@ which also parses every line into typed Arrow columns. It prints each time and t
 
     python benchmarks/bench_readers.py                  # 1,000,000 rows, best of 3
     python benchmarks/bench_readers.py --rows 100000 --formats csv jsonl
+    python benchmarks/bench_readers.py --memory --rows 1000000 3000000   # peak RSS, one process per read
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -99,12 +102,44 @@ def best(run, fmt, path, repeats, rows):
     return min(times)
 
 
+def peak_rss_mb(run_name: str, fmt: str, path: str) -> float:
+    """Peak RSS of a fresh process that runs one read."""
+    done = subprocess.run([sys.executable, __file__, "--child", run_name, fmt, path], check=True,
+                          capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def memory(args) -> None:
+    print(f"peak RSS (MB) of one read in a fresh process; FnApiRunner; rows: {args.rows}")
+    print(f"{'format':<10} " + " ".join(f"{'Beam ' + str(r):>12} {'ours ' + str(r):>12}" for r in args.rows))
+    with tempfile.TemporaryDirectory() as folder:
+        for fmt in args.formats:
+            cells = []
+            for rows in args.rows:
+                path = os.path.join(folder, f"input-{rows}.{fmt}")
+                write_input(make_table(rows), fmt, path)
+                cells += [peak_rss_mb("beam_read", fmt, path), peak_rss_mb("chunk_read", fmt, path)]
+                os.remove(path)
+            print(f"{fmt:<10} " + " ".join(f"{c:>12.0f}" for c in cells), flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        run_name, fmt, path = sys.argv[2:5]
+        globals()[run_name](fmt, path, path + ".count")
+        with open("/proc/self/status") as status:  # VmHWM: ru_maxrss would count the parent's peak (kept across exec)
+            print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    parser.add_argument("--memory", action="store_true", help="peak RSS of each read instead of times")
     args = parser.parse_args()
+    if args.memory:
+        memory(args)
+        return
+    args.rows = args.rows[0]
     table = make_table(args.rows)
     print(f"{args.rows:,} rows; FnApiRunner; best of {args.repeats}")
     print(f"{'format':<10} {'MB':>7} {'Beam read s':>12} {'ReadChunks s':>13} {'ratio':>6}")

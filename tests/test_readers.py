@@ -12,10 +12,12 @@ import decimal
 import gzip
 import io
 import json
+import lzma
 import os
 import uuid
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -189,11 +191,31 @@ def test_csv_duplicate_header_and_mixed_formats_are_refused(tmp_path):
     (mixed / "2.jsonl").write_text('{"a": 1}\n')
     with pytest.raises(InputError, match="mixes formats"):
         plan_input(str(mixed))
+    (tmp_path / "other.csv").write_text("a,c\n1,2\n")
+    (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match=r"other.csv has columns \['a', 'c'\], unlike the first file's"):
+        plan_input(str(tmp_path / "[ou]*.csv"))
+    ok_plan = plan_input(str(tmp_path / "ok.csv"))
+    with pytest.raises(InputError, match="has columns .* not those of the input schema"):  # a file outside the plan
+        list(read_item(str(tmp_path / "other.csv"), 0, 100, "csv", ok_plan.schema))
+    with pytest.raises(InputError, match="declares column `zz`, which the CSV header does not have"):
+        plan_input(str(tmp_path / "ok.csv"), schema_text="zz:int")
+    with pytest.raises(InputError, match="`--input_format` must be one of"):
+        plan_input(str(tmp_path / "ok.csv"), input_format="xml")
+    with pytest.raises(InputError, match="No column found"):
+        plan_input(str(tmp_path / "ok.csv"), input_format="jsonl")
+    (tmp_path / "rows.txt").write_text('{"a": 1}\n')
+    assert plan_input(str(tmp_path / "rows.txt"), input_format="jsonl").schema == pa.schema([("a", pa.int64())])
     with pytest.raises(InputError, match="matches no file"):
         plan_input(str(tmp_path / "none*.csv"))
 
 
-@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open)])
+def _zstd_open(path, mode):
+    zstandard = pytest.importorskip("zstandard", reason="Beam reads .zst with the zstandard package")
+    return zstandard.open(path, mode)
+
+
+@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open), (".zst", _zstd_open)])
 def test_compressed_text_with_bom_and_crlf(tmp_path, suffix, opener):
     csv_path = tmp_path / f"in.csv{suffix}"
     with opener(csv_path, "wb") as handle:
@@ -247,6 +269,16 @@ def test_jsonl_bad_lines_each_rejected_with_reason(tmp_path):
     ]
     assert reasons(result) == [("3", "encoding"), ("4", "encoding"), ("5", "type"), ("6", "parse"), ("7", "parse")]
     assert result["rows_read"] == 9
+
+
+def test_jsonl_nested_values_keep_their_types(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"d": {"x": 1}, "l": [1, 2]}\n' * 50 + '{"d": {"x": 2, "y": 3}, "l": []}\n{"d": null, "l": ["a"]}\n')
+    plan = plan_input(str(path), sample_bytes=200)
+    assert plan.schema == pa.schema([("d", pa.struct([("x", pa.int64())])), ("l", pa.list_(pa.int64()))])
+    result = run(tmp_path, plan.files, "jsonl", plan.schema)
+    assert [row for _, row in result["rows"]] == [{"d": {"x": 1}, "l": [1, 2]}] * 50
+    assert reasons(result) == [("51", "unknown_column"), ("52", "type")]
 
 
 def test_jsonl_late_keys_are_covered_or_rejected(tmp_path):
@@ -375,3 +407,101 @@ def test_declared_float_column_is_typed_and_reported(tmp_path):
     chunks = list(read_item(str(path), 0, os.path.getsize(path), "csv", plan.schema))
     assert chunks[0].rows.schema == plan.schema and plan.float_columns == ("b",)
     assert chunks[0].locate([0]) == [f"{path}:2"] and chunks[0].rows.to_pylist() == [{"a": "x", "b": 1.0}]
+
+
+def _delimited(tag: int, payload: bytes) -> bytes:
+    length, out = len(payload), bytearray()
+    while True:
+        out.append((length & 0x7F) | (0x80 if length > 0x7F else 0))
+        length >>= 7
+        if not length:
+            return bytes([tag]) + bytes(out) + payload
+
+
+def _example(entries: list[bytes]) -> bytes:
+    return _delimited(0x0A, b"".join(_delimited(0x0A, entry) for entry in entries))
+
+
+def test_tf_example_columns_match_protobuf_record_by_record():
+    from beam_cross.binary_formats import decode_examples, decode_examples_one_by_one
+
+    rng = np.random.default_rng(7)
+    schema = pa.schema([("city", pa.string()), ("hour", pa.int64()), ("tags", pa.list_(pa.string())),
+                        ("w", pa.float32()), ("ids", pa.list_(pa.int64())), ("raw", pa.binary())])
+    odd = [
+        b"",  # an empty Example
+        _example([_delimited(0x0A, b"hour") + _delimited(0x12, _delimited(0x1A, b"\x08\x05"))]),  # unpacked int
+        _example([_delimited(0x12, _delimited(0x1A, _delimited(0x0A, b"\x07"))) + _delimited(0x0A, b"hour")]),  # value first
+        _example([_delimited(0x0A, b"hour")]),  # a key without a Feature
+        _example([_delimited(0x0A, b"city") + _delimited(0x12, b"")]),  # a Feature of no kind
+        _example([_delimited(0x0A, b"hour") + _delimited(0x12, _delimited(0x1A, _delimited(0x0A, b"\x01")))] * 2),  # twice
+        b"\x0a\x05\x0a\x03ab",  # truncated inside
+        b"\xff\xff",  # not a protobuf
+    ]
+    records = []
+    for _ in range(3000):
+        choice = rng.integers(0, 10)
+        if choice == 0:
+            records.append(odd[rng.integers(0, len(odd))])
+            continue
+        row = {
+            "city": rng.choice(["paris", "\u65e5\u672c", ""]),
+            "hour": int(rng.integers(-(2**63), 2**63)) if choice == 1 else int(rng.integers(0, 300)),
+            "tags": [str(t) for t in rng.integers(0, 5, rng.integers(0, 4))],
+            "w": float(rng.random()),
+            "ids": [int(v) for v in rng.integers(-5, 2**40, rng.integers(0, 3))],
+            "raw": bytes(rng.integers(0, 256, 3, dtype=np.uint8)),
+        }
+        if choice == 2:
+            row["hour"] = [1, 2]  # two values in a one-value column
+        if choice == 3:
+            row["city"] = b"\xff\xfe"  # not UTF-8
+        if choice == 4:
+            row["extra"] = "x"  # a key the schema does not have
+        if choice == 5:
+            row["w"] = "not a float"
+        if choice == 6:
+            del row["city"], row["tags"]
+        records.append(encode_example(row))
+    numbered = list(enumerate(records))
+    for start, stop in ((0, 3000), (0, 1), (10, 50), (5, 6)):
+        fast = decode_examples(numbered[start:stop], schema)
+        reference = decode_examples_one_by_one(numbered[start:stop], schema)
+        assert fast[0].equals(reference[0]) and np.array_equal(fast[1], reference[1]) and fast[2] == reference[2]
+    full = decode_examples(numbered, schema)
+    assert 1500 < full[0].num_rows < 2200 and 800 < len(full[2]) < 1500  # about 6 in 10 records are fine
+
+
+@pytest.mark.slow
+def test_dask_runner_reads_the_same_chunks(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
+    import sys
+
+    import cloudpickle
+    from apache_beam.internal import cloudpickle as beam_cloudpickle
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.dask.dask_runner import DaskRunner
+
+    for pickler in (cloudpickle, beam_cloudpickle):  # workers cannot import this test module
+        pickler.register_pickle_by_value(sys.modules[__name__])
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a,b\n" + b"".join(b"%d,x%d\n" % (i, i) for i in range(3000)) + b"bad,row,here\n")
+    plan = plan_input(str(path), schema_text="a:int")
+    expected = run(tmp_path, plan.files, "csv", plan.schema)
+    folder = tmp_path / "dask"
+    folder.mkdir()
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}"])
+        pipeline = beam.Pipeline(runner=DaskRunner(), options=options)
+        _ = pipeline | ReadChunks(plan.files, "csv", plan.schema, range_bytes=5000) | beam.ParDo(_Save(str(folder)))
+        result = pipeline.run()
+        result.wait_until_finish()
+        result.client.close()
+    chunks = []
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            with open(folder / name) as handle:
+                chunks.append({**json.load(handle), "rows": pa.ipc.open_file(str(folder / (name[:-5] + ".arrow"))).read_all()})
+    assert len(chunks) > 3
+    assert summary(chunks) == expected
+    assert expected["rows_read"] == 3001 and reasons(expected) == [("3002", "parse")]
