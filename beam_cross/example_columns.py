@@ -111,6 +111,9 @@ def decode(records: list[bytes], specs) -> tuple[list[pa.Array], np.ndarray]:
     owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
     es = np.concatenate(entry_starts) if owners else np.zeros(0, np.int64)
     ee = np.concatenate(entry_stops) if owners else np.zeros(0, np.int64)
+    if len(owners) > 1:  # entries come round by round (every record's first, then second...): put each record's together
+        order = np.argsort(owner, kind="stable")
+        owner, es, ee = owner[order], es[order], ee[order]
     # Entry: key (field 1) then value (field 2, a Feature) up to the entry's end.
     ks, ke, ok = _field(buf, es, ee, 0x0A)
     has_value = ke < ee

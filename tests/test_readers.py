@@ -505,3 +505,25 @@ def test_dask_runner_reads_the_same_chunks(tmp_path):
     assert len(chunks) > 3
     assert summary(chunks) == expected
     assert expected["rows_read"] == 3001 and reasons(expected) == [("3002", "parse")]
+
+
+def test_tf_example_columns_stay_with_their_record_when_earlier_features_are_missing():
+    # A record without `device` has `hour` one entry earlier than its neighbours: each value must
+    # still land in its own record's row.
+    from beam_cross.binary_formats import decode_examples, decode_examples_one_by_one
+
+    schema = pa.schema([("click_id", pa.int64()), ("device", pa.string()), ("hour", pa.int64()),
+                        ("tags", pa.list_(pa.string()))])
+    rows = []
+    for i in range(40):
+        row = {"click_id": i, "device": f"d{i}", "hour": 100 + i, "tags": [f"t{i}"] * (i % 3)}
+        if i % 3 == 1:
+            del row["device"]
+        if i % 5 == 2:
+            del row["tags"]
+        rows.append(row)
+    numbered = list(enumerate(encode_example(row) for row in rows))
+    fast, reference = decode_examples(numbered, schema), decode_examples_one_by_one(numbered, schema)
+    assert fast[0].equals(reference[0]) and fast[2] == reference[2] == []
+    assert fast[0].column("hour").to_pylist() == [row["hour"] for row in rows]
+    assert fast[0].column("device").to_pylist() == [row.get("device") for row in rows]
