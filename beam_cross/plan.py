@@ -120,9 +120,13 @@ def _check_crosses_against(crosses, schema: pa.Schema, fmt: str, float_columns, 
             raise PlanError(f"Cross `{cross.name}` is named like an input column; name it otherwise "
                             f"(`--cross other_name={','.join(cross.features)}:{cross.num_bins}` or `name:` in the config).")
         missing = [f for f in cross.features if f not in names]
-        if missing and fmt in ("csv", "parquet"):
+        if missing:
+            # JSON keys and tf.Example features outside the schema are rejected row by row, so a run
+            # would reject every row: say so now, and how to declare a key that first appears later.
+            late = "" if fmt in ("csv", "parquet") else (
+                f" (inferred from the first lines of each file; if it appears later, declare it: `--schema {missing[0]}:string` or `:int`)")
             raise PlanError(f"Input file {files[0]} has no column {', '.join(f'`{m}`' for m in missing)}, needed by "
-                            f"cross `{cross.name}`. Columns: {schema.names}")
+                            f"cross `{cross.name}`. Columns: {schema.names}{late}")
         floats = [f for f in cross.features if f in float_columns]
         if floats:
             raise PlanError(

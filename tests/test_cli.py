@@ -298,6 +298,16 @@ def test_input_errors_exit_2_with_a_clear_message(tmp_path, capsys, content, arg
     assert not (tmp_path / "out" / "_MANIFEST.json").exists()
 
 
+def test_a_json_key_seen_in_no_sampled_line_is_refused_with_a_hint(tmp_path, capsys):
+    path = tmp_path / "clicks.jsonl"
+    path.write_text('{"country": "fr", "hour": 13}\n')
+    assert main(["--input", str(path), "--cross", "country,minute:10", "--output", str(tmp_path / "out")]) == 2
+    assert "has no column `minute`" in capsys.readouterr().err
+    declared = ["--schema", "minute:int"]
+    summary = run(["--input", str(path), "--cross", "country,hour:10", *declared, "--output", str(tmp_path / "out"), "--no_chart"])
+    assert (summary.rows_read, summary.rows_crossed, summary.rows_rejected) == (1, 1, 0)
+
+
 def test_no_matching_file(tmp_path, capsys):
     assert main(["--input", str(tmp_path / "*.csv"), "--cross", "a,b:3"]) == 2
     assert "`--input` matches no file" in capsys.readouterr().err
