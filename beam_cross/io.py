@@ -37,7 +37,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
-from beam_cross.tf_example import decode_example, encode_example
+from beam_cross.tf_example import decode_example
 
 FORMATS = ("csv", "jsonl", "parquet", "tfrecord")
 EXTENSIONS = {
@@ -299,62 +299,6 @@ def read_file(path: str, fmt: str, schema: dict[str, str]):
 
 
 # -- writing one shard ------------------------------------------------------------------------------
-def _csv_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return LIST_SEPARATOR.join(_csv_text(v) for v in value)
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
-
-
-def _json_ready(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
-
-
-def write_shard(path: str, fmt: str, rows, columns: list[str], schema: dict[str, str]) -> int:
-    """Writes ``rows`` to ``path`` (atomically: a temporary file renamed at the end); returns the count."""
-    temporary = f"{path}.in-progress"
-    count = 0
-    with _open(temporary, "wb") as handle:
-        if fmt == "csv":
-            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-            writer = csv.writer(text)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_csv_text(row.get(c)) for c in columns])
-                count += 1
-            text.detach()
-        elif fmt == "jsonl":
-            for row in rows:
-                handle.write((json.dumps({k: _json_ready(v) for k, v in row.items()}) + "\n").encode("utf-8"))
-                count += 1
-        elif fmt == "tfrecord":
-            for row in rows:
-                _TFRecordUtil.write_record(handle, encode_example(row))
-                count += 1
-        elif fmt == "parquet":
-            target = arrow_schema({c: schema.get(c, "string") for c in columns})
-            with pq.ParquetWriter(handle, target) as writer:
-                batch = []
-                for row in rows:
-                    batch.append({c: row.get(c) for c in columns})
-                    count += 1
-                    if len(batch) == 4096:
-                        writer.write_table(pa.Table.from_pylist(batch, schema=target))
-                        batch = []
-                writer.write_table(pa.Table.from_pylist(batch, schema=target))
-        else:
-            raise ValueError(f"`fmt` must be one of {FORMATS}. Received: fmt={fmt!r}")
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temporary], [path])
-    return count
-
-
 def count_rows(path: str, fmt: str) -> int:
     """Rows in one written file (used to check, after a run, that no row was lost)."""
     if fmt == "parquet":

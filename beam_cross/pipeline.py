@@ -146,7 +146,7 @@ class _CrossAndWrite(beam.DoFn):
         self._counters["rows_read"].inc(chunk.rows_read)
         self._counters["rows_crossed"].inc(crossed.num_rows if crossed is not None else 0)
         self._counters["rows_rejected"].inc(len(records))
-        local.progress.add(chunk.rows_read, getattr(chunk, "progress", 0))
+        local.progress.add(chunk.rows_read, chunk.progress)
         outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats)
         yield (_RESULTS_KEY, outcome) if spec["num_shards"] else outcome
 
@@ -160,7 +160,7 @@ class _CrossAndWrite(beam.DoFn):
         kept = np.zeros(rows.num_rows, bool)
         if crossed is not None:
             kept[crossed.column(_ROW).to_numpy()] = True
-        sources = chunk.locate(np.flatnonzero(~kept)) if hasattr(chunk, "locate") else [chunk.source] * len(errors)
+        sources = chunk.locate(np.flatnonzero(~kept))
         records = []
         for error, source in zip(errors, sources):
             element = {k: v for k, v in error.element.items() if k != _ROW}

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from beam_cross import Cross, FeatureError, hashed_cross, io
+from beam_cross import Cross, FeatureError, hashed_cross, tf_example
 from beam_cross.cli import main, parse_cross_flag, sample_path
 from beam_cross.job import run
 
@@ -325,8 +325,8 @@ def test_tf_example_codec_matches_tensorflow():
     row = {"s": "fr", "b": "caf\u00e9", "i": -3, "big": 2**63 - 1, "f": 0.5, "l": ["a", "b"], "il": [1, 2, 3]}
     import tensorflow as tf
 
-    assert tf.train.Example.FromString(io.encode_example(row)) == _tf_example(row)  # map order may differ
-    assert io.decode_example(_tf_example(row).SerializeToString(), {}) == row
+    assert tf.train.Example.FromString(tf_example.encode_example(row)) == _tf_example(row)  # map order may differ
+    assert tf_example.decode_example(_tf_example(row).SerializeToString(), {}) == row
 
 
 def test_tf_example_batch_codec_matches_tensorflow():
