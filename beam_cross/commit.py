@@ -109,7 +109,3 @@ def remove_temp(temp_dir: str) -> None:
     if FileSystems.exists(temp_dir) or "://" in temp_dir:
         with contextlib.suppress(Exception):  # nothing left to delete on an object store
             FileSystems.delete([path])
-
-
-def read_manifest(output: str) -> dict | None:
-    return _read_json(FileSystems.join(output, MANIFEST))
