@@ -1,4 +1,4 @@
-"""Crossing a batch of rows at once: feature columns in, bins and per-row rejections out.
+"""Crossing a batch of rows at once: feature columns in, fingerprints folded by the core, bins and per-row rejections out.
 
 No Beam here: :mod:`beam_cross.transforms` buffers elements into batches and calls
 :func:`cross_batch`. Every decision is made per row, so a row's bins, and whether it is rejected,
@@ -26,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross import errors
-from beam_cross.columns import check_offsets, feature_column, kind_of
+from beam_cross.columns import FeatureColumn, check_offsets, feature_column, kind_of
+from beam_cross.cross import fold_columns
 from beam_cross.errors import FeatureError
 from beam_cross.spec import Cross
 
@@ -217,31 +218,29 @@ class CrossedBatch:
     scalar: dict[str, np.ndarray | None]
 
 
-def _as_lists(values: FeatureValues, num_rows: int) -> pa.Array:
-    splits = values.row_splits if values.row_splits is not None else np.arange(num_rows + 1, dtype=np.int64)
-    if splits[-1] <= np.iinfo(np.int32).max:
-        return pa.ListArray.from_arrays(pa.array(splits.astype(np.int32)), pa.array(values.fingerprints))
-    return pa.LargeListArray.from_arrays(pa.array(splits), pa.array(values.fingerprints))
+def _folded(cross: Cross, columns: list[FeatureValues], num_rows: int, dense: bool):
+    """The fold of the cross over the columns' fingerprints, straight into the core (no
+    conversion): ``dense`` when every row holds exactly one value per feature (int64 bins, one
+    per row), else the cartesian fold of each row's values (a list-typed Arrow array)."""
+    feature_columns = [
+        FeatureColumn(c.fingerprints, None if dense or c.row_splits is None else c.row_splits, (num_rows,))
+        for c in columns
+    ]
+    return fold_columns(feature_columns, cross.num_bins, cross.hash_key)
 
 
 def _cross_fingerprints(cross: Cross, columns: list[FeatureValues], num_rows: int):
-    """(bins, scalar mask) over all rows; rows with errors get no bins. Fingerprints are crossed as
-    integers: an integer is never hashed, so this is exactly the fold TF applies to the raw values."""
-    named = dict(zip(cross.features, columns))
+    """(bins, scalar mask) over all rows; rows with errors get no bins. A row whose features are
+    all scalars gets a scalar (mask None: every row is one)."""
     if all(c.row_splits is None and not c.errors for c in columns):
-        return cross.apply({f: c.fingerprints for f, c in named.items()}), None
+        return _folded(cross, columns, num_rows, dense=True), None
     if all(_one_value_per_row(c) for c in columns):
         # Lists of exactly one value (TFXIO's layout for a scalar feature): the dense fold gives
         # the same bins without the cartesian bookkeeping.
-        bins = cross.apply({f: c.fingerprints for f, c in named.items()})
+        bins = _folded(cross, columns, num_rows, dense=True)
         lists = pa.ListArray.from_arrays(pa.array(np.arange(num_rows + 1, dtype=np.int32)), pa.array(bins))
         return lists, _scalar_mask(columns, np.arange(num_rows))
-    bins = cross.apply({f: _as_lists(c, num_rows) for f, c in named.items()})
-    scalar = np.ones(num_rows, bool)
-    for c in columns:
-        if c.is_list is not None:
-            scalar &= ~c.is_list
-    return bins, scalar
+    return _folded(cross, columns, num_rows, dense=False), _scalar_mask(columns, np.arange(num_rows))
 
 
 def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, engine=None,
@@ -315,37 +314,3 @@ def _scalar_mask(columns: list[FeatureValues], kept: np.ndarray) -> np.ndarray:
 def _list_lengths(bins) -> np.ndarray:
     offsets = bins.offsets.to_numpy()
     return np.diff(offsets)
-
-
-def bins_as_python(bins, scalar, cross: Cross) -> list:
-    """Per kept row, the cross as a Python value: an int, a list of ints, or a one-hot list."""
-    if isinstance(bins, np.ndarray):
-        ids = bins.tolist()
-        if cross.output_mode == "one_hot":
-            return [_one_hot(i, cross.num_bins) for i in ids]
-        return ids
-    lists = bins.to_pylist()
-    if cross.output_mode == "one_hot":
-        return [_one_hot(ids[0], cross.num_bins) for ids in lists]
-    return [ids[0] if is_scalar else ids for ids, is_scalar in zip(lists, scalar)]
-
-
-def _one_hot(index: int, depth: int) -> list:
-    vector = [0] * depth
-    vector[index] = 1
-    return vector
-
-
-def bins_as_arrow(bins, scalar, cross: Cross, listed: bool) -> pa.Array:
-    """The cross as an Arrow column: int64, list<int64> (``listed``), or a fixed-size one-hot list."""
-    if isinstance(bins, np.ndarray):
-        ids = bins
-    elif cross.output_mode == "one_hot" or not listed:
-        ids = bins.flatten().to_numpy()  # one bin per row, checked before
-    else:
-        return bins
-    if cross.output_mode == "one_hot":
-        one_hot = np.zeros((len(ids), cross.num_bins), np.int64)
-        one_hot[np.arange(len(ids)), ids] = 1
-        return pa.FixedSizeListArray.from_arrays(pa.array(one_hot.reshape(-1)), cross.num_bins)
-    return pa.array(ids, pa.int64())

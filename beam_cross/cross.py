@@ -125,9 +125,17 @@ def hashed_cross(features, num_bins, *, hash_key=None):
     [[5, 3], []]
     """
     num_bins = check_num_bins(num_bins)
+    hash_key = check_hash_key(hash_key)
+    return fold_columns(_columns(features), num_bins, hash_key)
+
+
+def fold_columns(columns: list[FeatureColumn], num_bins: int, hash_key: int | None = None):
+    """The bins of fingerprinted columns: :func:`hashed_cross` after each column went through
+    :func:`~beam_cross.columns.feature_column`. ``num_bins`` and ``hash_key`` are already checked
+    and the columns agree in rows; callers that fingerprint columns themselves (a batch of Beam
+    elements) fold here without converting their fingerprints again."""
     # A negative key is used as its 64-bit two's complement, as TF's uint64 cast of the int64 attr.
-    seed = check_hash_key(hash_key) % 2**64
-    columns = _columns(features)
+    seed = (hash_key or DEFAULT_HASH_KEY) % 2**64
     if all(c.row_splits is None for c in columns):
         bins = fold_bins(seed, [c.fingerprints for c in columns], _modulus(num_bins))
         return bins.view(np.int64).reshape(columns[0].shape)

@@ -13,18 +13,13 @@ from collections import deque
 from itertools import repeat
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 
 from beam_cross import errors
-from beam_cross.batches import (
-    MISSING_VALUE,
-    bins_as_arrow,
-    bins_as_python,
-    cross_batch,
-    fingerprint_values,
-    missing_feature,
-)
+from beam_cross.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature
 from beam_cross.errors import FeatureError
+from beam_cross.spec import Cross
 
 
 class Rejected(NamedTuple):
@@ -210,6 +205,40 @@ class ElementCrosser:
             column = bins_as_arrow(crossed.bins[cross.name], crossed.scalar[cross.name], cross, listed)
             out = out.append_column(cross.name, column)
         return out, rejected
+
+
+def bins_as_python(bins, scalar, cross: Cross) -> list:
+    """Per kept row, the cross as a Python value: an int, a list of ints, or a one-hot list."""
+    if isinstance(bins, np.ndarray):
+        ids = bins.tolist()
+        if cross.output_mode == "one_hot":
+            return [_one_hot(i, cross.num_bins) for i in ids]
+        return ids
+    lists = bins.to_pylist()
+    if cross.output_mode == "one_hot":
+        return [_one_hot(ids[0], cross.num_bins) for ids in lists]
+    return [ids[0] if is_scalar else ids for ids, is_scalar in zip(lists, scalar)]
+
+
+def _one_hot(index: int, depth: int) -> list:
+    vector = [0] * depth
+    vector[index] = 1
+    return vector
+
+
+def bins_as_arrow(bins, scalar, cross: Cross, listed: bool) -> pa.Array:
+    """The cross as an Arrow column: int64, list<int64> (``listed``), or a fixed-size one-hot list."""
+    if isinstance(bins, np.ndarray):
+        ids = bins
+    elif cross.output_mode == "one_hot" or not listed:
+        ids = bins.flatten().to_numpy()  # one bin per row, checked before
+    else:
+        return bins
+    if cross.output_mode == "one_hot":
+        one_hot = np.zeros((len(ids), cross.num_bins), np.int64)
+        one_hot[np.arange(len(ids)), ids] = 1
+        return pa.FixedSizeListArray.from_arrays(pa.array(one_hot.reshape(-1)), cross.num_bins)
+    return pa.array(ids, pa.int64())
 
 
 def _row_element(batch: pa.RecordBatch, row: int):
