@@ -133,7 +133,11 @@ def fold_columns(columns: list[FeatureColumn], num_bins: int, hash_key: int | No
     """The bins of fingerprinted columns: :func:`hashed_cross` after each column went through
     :func:`~beam_cross.columns.feature_column`. ``num_bins`` and ``hash_key`` are already checked
     and the columns agree in rows; callers that fingerprint columns themselves (a batch of Beam
-    elements) fold here without converting their fingerprints again."""
+    elements) fold here without converting their fingerprints again.
+
+    >>> fold_columns([feature_column(["A", "B"]), feature_column([101, 101])], num_bins=5).tolist()
+    [1, 4]
+    """
     # A negative key is used as its 64-bit two's complement, as TF's uint64 cast of the int64 attr.
     seed = (hash_key or DEFAULT_HASH_KEY) % 2**64
     if all(c.row_splits is None for c in columns):
