@@ -156,12 +156,11 @@ def fingerprint_values(values, feature: str, declared: str | None = None) -> Fea
 def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    check_offsets(array, feature)  # a malformed array would read as wrong values below
     listed = pa.types.is_list(array.type) or pa.types.is_large_list(array.type)
     clean = array.null_count == 0 and not (listed and array.values.null_count)
     if clean:
         try:
-            column = feature_column(array, feature)
+            column = feature_column(array, feature)  # checks the offsets first
         except FeatureError as error:
             if error.reason == errors.MALFORMED:
                 raise
@@ -169,6 +168,7 @@ def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
             if declared is None or len(column.fingerprints) == 0 or _arrow_kind(array.type) in (None, declared):
                 is_list = None if column.row_splits is None else np.ones(len(array), bool)
                 return FeatureValues(column.fingerprints, column.row_splits, is_list, {}, array)
+    check_offsets(array, feature)  # a malformed array would read as wrong values below
     return _fingerprint_rows(as_python(array), feature, declared)
 
 
@@ -239,8 +239,8 @@ def _cross_fingerprints(cross: Cross, columns: list[FeatureValues], num_rows: in
         # the same bins without the cartesian bookkeeping.
         bins = _folded(cross, columns, num_rows, dense=True)
         lists = pa.ListArray.from_arrays(pa.array(np.arange(num_rows + 1, dtype=np.int32)), pa.array(bins))
-        return lists, _scalar_mask(columns, np.arange(num_rows))
-    return _folded(cross, columns, num_rows, dense=False), _scalar_mask(columns, np.arange(num_rows))
+        return lists, _scalar_mask(columns, num_rows)
+    return _folded(cross, columns, num_rows, dense=False), _scalar_mask(columns, num_rows)
 
 
 def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, engine=None,
@@ -283,7 +283,7 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
     take = pa.array(kept) if len(rejected) else None
     for cross, feature_columns in per_cross:
         if engine is not None:
-            bins, scalar = engine(cross, feature_columns, kept), _scalar_mask(feature_columns, kept)
+            bins, scalar = engine(cross, feature_columns, kept), _scalar_mask(feature_columns, num_rows, kept)
         else:
             bins, scalar = computed[cross.name]
             if take is not None:
@@ -303,11 +303,12 @@ def _one_value_per_row(column: FeatureValues) -> bool:
     return column.one_per_row
 
 
-def _scalar_mask(columns: list[FeatureValues], kept: np.ndarray) -> np.ndarray:
-    scalar = np.ones(len(kept), bool)
+def _scalar_mask(columns: list[FeatureValues], num_rows: int, kept: np.ndarray | None = None) -> np.ndarray:
+    """Per row (of ``kept``, or of all ``num_rows``), whether every feature gave a scalar."""
+    scalar = np.ones(num_rows if kept is None else len(kept), bool)
     for c in columns:
         if c.is_list is not None:
-            scalar &= ~c.is_list[kept]
+            scalar &= ~(c.is_list if kept is None else c.is_list[kept])
     return scalar
 
 
