@@ -14,8 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("tensorflow", "keras", "tf_keras", "tensorflow_transform", "apache_beam")
-LIGHT_MODULES = ("beam_cross", "beam_cross.columns", "beam_cross.cross", "beam_cross.errors", "beam_cross.spec",
-                 "beam_cross._fingerprint")
+LIGHT_MODULES = ("beam_cross", "beam_cross.core.columns", "beam_cross.core.cross", "beam_cross.core.errors", "beam_cross.core.spec",
+                 "beam_cross.core._fingerprint")
 
 
 def clean_environment() -> dict:
@@ -77,10 +77,10 @@ def test_every_public_name_resolves():
             out[name] = getattr(value, "__module__", None) or type(value).__name__
         print(json.dumps(out))
     """)
-    assert found["CrossFeatures"] == "beam_cross.transforms"
-    assert found["HashedCrossing"] == "beam_cross.layers"
-    assert found["hashed_cross"] == "beam_cross.cross"
-    assert found["Cross"] == "beam_cross.spec"
+    assert found["CrossFeatures"] == "beam_cross.beam.transforms"
+    assert found["HashedCrossing"] == "beam_cross.tf.layers"
+    assert found["hashed_cross"] == "beam_cross.core.cross"
+    assert found["Cross"] == "beam_cross.core.spec"
     assert set(found) == set(run_python("import json, beam_cross; print(json.dumps(beam_cross.__all__))"))
 
 
