@@ -15,17 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from beam_cross.core import errors
-from beam_cross.core._fingerprint import fingerprint64_buffers, fingerprint64_objects
+from beam_cross.core._fingerprint import fingerprint64_objects
+from beam_cross.core.arrow_values import (
+    DEDUP_SAMPLE,
+    LIST_TYPES,
+    arrow_fingerprints,
+    check_offsets,
+    int_bits,
+    plain,
+    row_of,
+    value_error,
+)
 from beam_cross.core.errors import FeatureError
 
-_STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
-                 pa.types.is_large_binary)
-_LIST_TYPES = (pa.types.is_list, pa.types.is_large_list)
-# Deduplicate strings when a sample of this many values has at most half distinct values.
-_DEDUP_SAMPLE = 4096
 _DEDUP_MIN_ROWS = 64  # Python objects: worth it from a few dozen rows (a Beam batch of dicts)
 
 
@@ -51,10 +55,6 @@ class FeatureColumn:
 kind_of = errors.value_kind
 
 
-def _value_error(feature, reason, value, row) -> FeatureError:
-    return FeatureError(feature, reason, errors.detail_for(reason, value), value, row)
-
-
 _NOT_A_LIST = "a multivalent column needs a list (or None) in every row, not a scalar."
 _is_list = errors.is_list_value
 
@@ -70,16 +70,16 @@ def _first_bad_value(values, feature) -> FeatureError | None:
             continue  # a None list is "no values": the row has no crosses
         if multivalent and not _is_list(value):
             if kind_of(value) == errors.UNSUPPORTED:  # a set or a dict: say why it is no list
-                return _value_error(feature, errors.UNSUPPORTED, value, row)
+                return value_error(feature, errors.UNSUPPORTED, value, row)
             return FeatureError(feature, errors.SHAPE, _NOT_A_LIST, value, row)
         for item in value if multivalent else [value]:
             kind = kind_of(item)
             if kind not in (errors.STRING, errors.INT):
-                return _value_error(feature, kind, item, row)
+                return value_error(feature, kind, item, row)
             if first_kind is None:
                 first_kind = kind
             elif kind != first_kind:
-                return _value_error(feature, errors.MIXED_KINDS, item, row)
+                return value_error(feature, errors.MIXED_KINDS, item, row)
     return None
 
 
@@ -97,121 +97,14 @@ def _object_addresses(values: np.ndarray) -> np.ndarray:
     return np.frombuffer(pointer_array.from_address(values.ctypes.data), np.uint64).copy()
 
 
-def _plain(array: pa.Array) -> pa.Array:
-    """The same values in a layout this module reads: view and run-end encoded arrays (as written
-    by Polars, DuckDB or Arrow compute) become plain large strings / binaries / lists."""
-    kind = array.type
-    if _is_type(kind, "is_run_end_encoded"):
-        return _plain(pc.run_end_decode(array))
-    if _is_type(kind, "is_string_view"):
-        return array.cast(pa.large_string())
-    if _is_type(kind, "is_binary_view"):
-        return array.cast(pa.large_binary())
-    if _is_type(kind, "is_list_view") or _is_type(kind, "is_large_list_view"):
-        # Rebuilt from flatten + lengths: Arrow's own cast to a list type can give corrupt offsets.
-        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
-        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-        return pa.LargeListArray.from_arrays(pa.array(offsets), pc.list_flatten(array))
-    return array
-
-
-def _is_type(kind: pa.DataType, test: str) -> bool:
-    check = getattr(pa.types, test, None)  # absent in older pyarrow, which cannot make such arrays
-    return bool(check and check(kind))
-
-
-def _arrow_fingerprints(array: pa.Array, feature) -> tuple[np.ndarray, str]:
-    """Fingerprints of a flat Arrow array, and its kind (``"string"`` or ``"int"``)."""
-    array = _plain(array)
-    if array.null_count:
-        row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
-        raise _value_error(feature, errors.NULL, None, row)
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        values, value_kind = _arrow_fingerprints(array.dictionary, feature)
-        return values[array.indices.to_numpy(zero_copy_only=False)], value_kind
-    if any(test(kind) for test in _STRING_TYPES):
-        if len(array) > 2 * _DEDUP_SAMPLE:
-            sample = array.slice(0, _DEDUP_SAMPLE)
-            if len(sample.unique()) * 2 <= _DEDUP_SAMPLE:
-                encoded = array.dictionary_encode()
-                return _arrow_fingerprints(encoded, feature)
-        offset_type = np.int64 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else np.int32
-        _, offsets_buffer, data_buffer = array.buffers()
-        offsets = np.frombuffer(offsets_buffer, offset_type, len(array) + 1, array.offset * offset_type().itemsize)
-        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-        if len(offsets) and offsets[0]:
-            data = data[offsets[0] : offsets[-1]]
-            offsets = offsets - offsets[0]
-        return fingerprint64_buffers(offsets, data), "string"
-    if pa.types.is_integer(kind):
-        numbers = array.to_numpy(zero_copy_only=False)
-        return _int_bits(numbers), "int"
-    if pa.types.is_null(kind) and len(array) == 0:
-        return np.zeros(0, np.uint64), "int"
-    reason = {
-        pa.types.is_floating: errors.FLOAT,
-        pa.types.is_boolean: errors.BOOL,
-        pa.types.is_null: errors.NULL,
-        pa.types.is_list: errors.NESTED,
-        pa.types.is_large_list: errors.NESTED,
-        pa.types.is_fixed_size_list: errors.NESTED,
-    }
-    for test, why in reason.items():
-        if test(kind):
-            return _raise_first(array, feature, why)
-    raise FeatureError(feature, errors.UNSUPPORTED, f"Arrow type {kind} cannot be crossed; only strings, binary and integers can.", array.slice(0, 3).to_pylist())
-
-
-def _raise_first(array, feature, why):
-    raise _value_error(feature, why, array[0].as_py() if len(array) else None, 0)
-
-
-def _int_bits(numbers: np.ndarray) -> np.ndarray:
-    if numbers.dtype == np.uint64:
-        return numbers.view(np.uint64)
-    return numbers.astype(np.int64, copy=False).view(np.uint64)
-
-
-def check_offsets(array, feature) -> None:
-    """Raises a ``malformed`` FeatureError naming the first bad row when the offsets of a list,
-    string or binary array decrease or run past its values (Arrow builds such arrays without
-    checking them, and reading them gives wrong values or NumPy errors)."""
-    kind = array.type
-    if any(test(kind) for test in _LIST_TYPES):
-        offsets, size, what = array.offsets.to_numpy(), len(array.values), "list"
-    elif any(test(kind) for test in _STRING_TYPES):
-        width = np.dtype(np.int64 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else np.int32)
-        _, offsets_buffer, data_buffer = array.buffers()
-        if offsets_buffer is None:
-            return
-        offsets = np.frombuffer(offsets_buffer, width, len(array) + 1, array.offset * width.itemsize)
-        size, what = (data_buffer.size if data_buffer is not None else 0), "string"
-    else:
-        return
-    decreasing = np.flatnonzero(offsets[1:] < offsets[:-1])
-    if len(decreasing):
-        row = int(decreasing[0])
-        raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets decrease (each row's end must not come before its start).",
-                           f"offsets {int(offsets[row])} -> {int(offsets[row + 1])}", row)
-    if len(offsets) and (offsets[0] < 0 or offsets[-1] > size):
-        raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets point outside the values.",
-                           f"offsets {int(offsets[0])}..{int(offsets[-1])} for {size} values")
-    if what == "list":
-        try:
-            check_offsets(array.values, feature)
-        except FeatureError as error:
-            raise FeatureError(feature, error.reason, error.detail, error.value, _row_of(offsets, error.row)) from None
-
-
 def _from_arrow(array, feature) -> FeatureColumn:
     if isinstance(array, pa.ChunkedArray):
         for chunk in array.chunks:
-            check_offsets(_plain(chunk), feature)
+            check_offsets(plain(chunk), feature)
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-    array = _plain(array)
+    array = plain(array)
     check_offsets(array, feature)
-    if any(test(array.type) for test in _LIST_TYPES):
+    if any(test(array.type) for test in LIST_TYPES):
         if array.offset or array.null_count:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
             # feature in a tf.Example.
@@ -219,21 +112,15 @@ def _from_arrow(array, feature) -> FeatureColumn:
         splits = array.offsets.to_numpy().astype(np.int64)
         values = array.values.slice(splits[0], splits[-1] - splits[0])
         try:
-            fingerprints, _ = _arrow_fingerprints(values, feature)
+            fingerprints, _ = arrow_fingerprints(values, feature)
         except FeatureError as error:
             if error.reason == errors.NESTED:
-                raise _value_error(feature, errors.NESTED, values[0].as_py(), _row_of(splits, 0)) from None
-            row = _row_of(splits, error.row)
+                raise value_error(feature, errors.NESTED, values[0].as_py(), row_of(splits, 0)) from None
+            row = row_of(splits, error.row)
             raise FeatureError(feature, error.reason, error.detail, error.value, row) from None
         return FeatureColumn(fingerprints, splits - splits[0], (len(array),))
-    fingerprints, _ = _arrow_fingerprints(array, feature)
+    fingerprints, _ = arrow_fingerprints(array, feature)
     return FeatureColumn(fingerprints, None, (len(array),))
-
-
-def _row_of(splits, value_index):
-    if value_index is None:
-        return None
-    return int(np.searchsorted(splits, value_index, side="right") - 1)
 
 
 _NONE = type(None)
@@ -296,7 +183,7 @@ def _distinct_objects(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray
     if len(values) < _DEDUP_MIN_ROWS:
         return None, values
     addresses = _object_addresses(values)
-    if len(values) > _DEDUP_SAMPLE and len(np.unique(addresses[:_DEDUP_SAMPLE])) * 2 > _DEDUP_SAMPLE:
+    if len(values) > DEDUP_SAMPLE and len(np.unique(addresses[:DEDUP_SAMPLE])) * 2 > DEDUP_SAMPLE:
         return None, values  # a long column of mostly distinct objects: not worth encoding
     encoded = pa.array(addresses).dictionary_encode()
     if len(encoded.dictionary) * 2 > len(values):
@@ -322,7 +209,7 @@ def _fast_objects(values: np.ndarray, feature, shape) -> FeatureColumn | None:
     if arrow_type is None:
         return None
     if arrow_type == pa.int64():
-        fingerprints, _ = _arrow_fingerprints(pa.array(distinct, arrow_type, from_pandas=False), feature)
+        fingerprints, _ = arrow_fingerprints(pa.array(distinct, arrow_type, from_pandas=False), feature)
     else:  # str / bytes: one call into the compiled FarmHash per distinct object
         fingerprints = fingerprint64_objects(distinct, len(distinct))
     if order is not None:
@@ -363,7 +250,7 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
         )
     kind = values.dtype.kind
     if kind in "iu":
-        return FeatureColumn(_int_bits(values.reshape(-1)), None, shape)
+        return FeatureColumn(int_bits(values.reshape(-1)), None, shape)
     if kind in "US":
         flat = values.reshape(-1)
         if _has_inner_nul(flat):  # Arrow's NumPy conversion would cut these strings at the NUL
@@ -372,7 +259,7 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
             array = pa.array(flat, pa.string() if kind == "U" else pa.binary())
         except UnicodeError:  # lone surrogates
             raise _first_bad_value(values.reshape(-1).tolist(), feature) from None
-        return FeatureColumn(_arrow_fingerprints(array, feature)[0], None, shape)
+        return FeatureColumn(arrow_fingerprints(array, feature)[0], None, shape)
     if kind == "O":
         return _from_objects(values, feature, shape)
     reason = {"f": errors.FLOAT, "c": errors.FLOAT, "b": errors.BOOL}.get(kind, errors.UNSUPPORTED)
@@ -401,7 +288,7 @@ def feature_column(values, feature="feature") -> FeatureColumn:
         kind = kind_of(values)  # a scalar: a column of one row, shape ()
         if kind in (errors.STRING, errors.INT):
             return FeatureColumn(canonical_fingerprints([values], kind, feature), None, ())
-        raise _value_error(feature, kind, values, None)
+        raise value_error(feature, kind, values, None)
     if isinstance(values, (Mapping, Set, bytearray, memoryview)):  # unordered, keyed or a buffer of bytes
         raise FeatureError(
             feature, errors.UNSUPPORTED,
@@ -411,5 +298,5 @@ def feature_column(values, feature="feature") -> FeatureColumn:
     try:
         items = list(values)
     except TypeError:
-        raise _value_error(feature, errors.UNSUPPORTED, values, None) from None
+        raise value_error(feature, errors.UNSUPPORTED, values, None) from None
     return _from_objects(np.fromiter(items, dtype=object, count=len(items)), feature, (len(items),))
