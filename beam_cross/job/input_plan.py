@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_cross.job import binary_formats, text_formats
+from beam_cross.job import binary_formats, json_lines, text_formats
 from beam_cross.job.io import FORMATS, InputError, arrow_schema, format_of, parse_schema
 
 SAMPLE_BYTES = 1 << 20
@@ -177,7 +177,7 @@ def _file_types(path: str, fmt: str, sample_bytes: int, declared) -> tuple[list[
             kinds = text_formats.infer_csv_types(sample, names)
             return names, {n: {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}.get(k) for n, k in kinds.items()}
         if fmt == "jsonl":
-            return [], text_formats.infer_json_schema(_head(path, sample_bytes), declared)
+            return [], json_lines.infer_json_schema(_head(path, sample_bytes), declared)
         return [], binary_formats.infer_example_types(_sample_records(path, sample_bytes), declared)
     except InputError:
         raise

@@ -32,7 +32,7 @@ import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_cross.job import binary_formats, text_formats
+from beam_cross.job import binary_formats, json_lines, text_formats
 from beam_cross.job.input_plan import BOM, InputError, InputPlan, list_files, plan_input
 from beam_cross.job.io import FORMATS
 from beam_cross.job.sources import rejection
@@ -176,7 +176,7 @@ def _text_chunks(path, fmt, schema, start, stop, block_bytes, max_line):
             elif fmt == "csv":
                 parsed = text_formats.parse_csv_block(block, header, schema, max_line)
             else:
-                parsed = text_formats.parse_jsonl_block(block, schema, max_line)
+                parsed = json_lines.parse_jsonl_block(block, schema, max_line)
             if parsed.rejected and base is None:
                 base = lines_before(path, first_offset)
             first = None if base is None else base + done + 1
