@@ -43,6 +43,8 @@ from beam_cross.core.stats import (
     check_target,
 )
 
+__all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats"]
+
 _INT64_MAX = 2**63 - 1
 _COMPOSITE = (tf.SparseTensor, tf.RaggedTensor)
 

@@ -119,6 +119,23 @@ def test_artifacts_are_readable_json(tmp_path):
     assert "py/b64" not in json.dumps(attributes) and "py/reduce" not in json.dumps(attributes)
 
 
+def test_artifact_naming_the_old_module_path_still_reads(tmp_path):
+    # Artifacts written before the package layout name beam_cross.mltransform.CrossColumns.
+    location = str(tmp_path / "old")
+    ids = tf_dense_ids([r["country"] for r in ROWS], [r["hour"] for r in ROWS], 7)
+    expected = [{**row, "country_X_hour": i} for row, i in zip(ROWS, ids)]
+    pipeline, _ = _ml_transform(ROWS, "OldWrite", write_artifact_location=location,
+                                transforms=[HashedCrossing(columns=["country", "hour"], num_bins=7)])
+    pipeline.run().wait_until_finish()
+    attributes_file = tmp_path / "old" / "attributes.json"
+    text = attributes_file.read_text()
+    assert "beam_cross.beam.mltransform.CrossColumns" in text
+    attributes_file.write_text(text.replace("beam_cross.beam.mltransform.CrossColumns", "beam_cross.mltransform.CrossColumns"))
+    pipeline, read = _ml_transform(ROWS, "OldRead", read_artifact_location=location)
+    assert_that(read, equal_to(expected), label="OldIds")
+    pipeline.run().wait_until_finish()
+
+
 def test_tampered_artifact_is_refused(tmp_path):
     location = str(tmp_path / "tampered")
     pipeline, _ = _ml_transform(ROWS, "Tamper", write_artifact_location=location,

@@ -364,3 +364,11 @@ def test_import_beam_cross_does_not_load_the_tft_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "beam_cross.tft"
+
+
+def test_tft_all_is_its_documented_api_and_resolves():
+    import beam_cross.tft
+
+    assert sorted(beam_cross.tft.__all__) == [
+        "collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats"]
+    assert all(callable(getattr(beam_cross.tft, name)) for name in beam_cross.tft.__all__)
