@@ -104,11 +104,17 @@ def test_after_a_tft_operation(tmp_path):
     pipeline.run().wait_until_finish()
 
 
-def test_artifacts_are_readable_json(tmp_path):
-    location = str(tmp_path / "json")
-    pipeline, _ = _ml_transform(ROWS, "Json", write_artifact_location=location,
+def _write_country_hour_artifact(tmp_path, name) -> str:
+    """Runs MLTransform once with a country x hour cross into 7 bins; returns the artifact location."""
+    location = str(tmp_path / name)
+    pipeline, _ = _ml_transform(ROWS, name, write_artifact_location=location,
                                 transforms=[HashedCrossing(columns=["country", "hour"], num_bins=7)])
     pipeline.run().wait_until_finish()
+    return location
+
+
+def test_artifacts_are_readable_json(tmp_path):
+    _write_country_hour_artifact(tmp_path, "json")
     (attributes,) = json.loads((tmp_path / "json" / "attributes.json").read_text())
     assert attributes["py/object"] == "beam_cross.beam.mltransform.CrossColumns"
     state = attributes["py/state"]
@@ -121,12 +127,9 @@ def test_artifacts_are_readable_json(tmp_path):
 
 def test_artifact_naming_the_old_module_path_still_reads(tmp_path):
     # Artifacts written before the package layout name beam_cross.mltransform.CrossColumns.
-    location = str(tmp_path / "old")
+    location = _write_country_hour_artifact(tmp_path, "old")
     ids = tf_dense_ids([r["country"] for r in ROWS], [r["hour"] for r in ROWS], 7)
     expected = [{**row, "country_X_hour": i} for row, i in zip(ROWS, ids)]
-    pipeline, _ = _ml_transform(ROWS, "OldWrite", write_artifact_location=location,
-                                transforms=[HashedCrossing(columns=["country", "hour"], num_bins=7)])
-    pipeline.run().wait_until_finish()
     attributes_file = tmp_path / "old" / "attributes.json"
     text = attributes_file.read_text()
     assert "beam_cross.beam.mltransform.CrossColumns" in text
@@ -137,10 +140,7 @@ def test_artifact_naming_the_old_module_path_still_reads(tmp_path):
 
 
 def test_tampered_artifact_is_refused(tmp_path):
-    location = str(tmp_path / "tampered")
-    pipeline, _ = _ml_transform(ROWS, "Tamper", write_artifact_location=location,
-                                transforms=[HashedCrossing(columns=["country", "hour"], num_bins=7)])
-    pipeline.run().wait_until_finish()
+    location = _write_country_hour_artifact(tmp_path, "tampered")
     (attributes,) = json.loads((tmp_path / "tampered" / "attributes.json").read_text())
     path = os.path.join(attributes["py/state"]["artifact_location"], CROSS_FILE)
     with open(path, "w") as file:
