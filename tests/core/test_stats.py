@@ -6,15 +6,11 @@ import collections
 import json
 import random
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pytest
-from apache_beam.testing import test_pipeline  # module import: pytest would try to collect TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 
 from beam_cross import Cross, hashed_cross
-from beam_cross.beam.stats import CrossStatsFn
 from beam_cross.core.stats import (
     CrossStats,
     CrossStatsAccumulator,
@@ -181,29 +177,15 @@ def test_argument_errors():
         suggested_num_bins(10, 1.5)
     with pytest.raises(TypeError, match="`cross` must be"):
         CrossStatsAccumulator(("a", "b"))
-    with pytest.raises(ValueError, match="Cross names must be unique"):
-        CrossStatsFn([Cross(["a", "b"], 3), Cross(["a", "b"], 5)])
     with pytest.raises(ValueError, match="Cannot merge"):
         CrossStatsAccumulator(Cross(["a", "b"], 3)).merge(CrossStatsAccumulator(Cross(["a", "b"], 4)))
 
 
-def test_combine_fn_in_a_pipeline():
+def test_multivalent_accumulators_equal_brute_force():
     rows = _rows(700, seed=11, multivalent=True)
-    crosses = [Cross(["country", "hour"], 30), Cross(["tags", "hour"], 64)]
-    expected = []
-    for cross in crosses:
-        accumulator = CrossStatsAccumulator(cross)
-        accumulator.add_rows(rows)
-        expected.append(accumulator.result())
-    with test_pipeline.TestPipeline(runner="FnApiRunner") as pipeline:
-        stats = (
-            pipeline
-            | beam.Create(rows, reshuffle=True)
-            | beam.CombineGlobally(CrossStatsFn(crosses, batch_size=64))
-        )
-        assert_that(stats, equal_to([tuple(expected)]), label="stats")
-    brute = _brute_force(rows, crosses[0])
-    assert _summary(expected[0]) == brute
+    accumulator = CrossStatsAccumulator(Cross(["country", "hour"], 30))
+    accumulator.add_rows(rows)
+    assert _summary(accumulator.result()) == _brute_force(rows, Cross(["country", "hour"], 30))
 
 
 def test_past_the_exact_limit_a_mergeable_sketch_with_stated_error():
