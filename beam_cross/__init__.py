@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib
 
-from beam_cross.columns import FeatureColumn, feature_column
-from beam_cross.cross import DEFAULT_HASH_KEY, hashed_cross
-from beam_cross.errors import FeatureError
-from beam_cross.spec import Cross
+from beam_cross.core.columns import FeatureColumn, feature_column
+from beam_cross.core.cross import DEFAULT_HASH_KEY, hashed_cross
+from beam_cross.core.errors import FeatureError
+from beam_cross.core.spec import Cross
 
 __version__ = "0.1.0"
 
 # Public names defined in modules with heavy imports: name -> module.
 _LAZY = {
-    "CrossFeatures": "beam_cross.transforms",
-    "HashedCrossing": "beam_cross.layers",
+    "CrossFeatures": "beam_cross.beam.transforms",
+    "HashedCrossing": "beam_cross.tf.layers",
 }
 
 __all__ = [

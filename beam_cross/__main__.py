@@ -2,7 +2,7 @@
 
 import sys
 
-from beam_cross.cli import main
+from beam_cross.job.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

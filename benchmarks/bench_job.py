@@ -81,7 +81,7 @@ def make_table(rows: int, seed: int = 0) -> pa.Table:
 
 def write_input(table: pa.Table, fmt: str, path: str) -> None:
     sys.path.insert(0, ROOT)
-    from beam_cross import writers
+    from beam_cross.job import writers
 
     if fmt == "parquet":
         pq.write_table(table, path)

@@ -42,8 +42,8 @@ from apache_beam.metrics import Metrics  # noqa: E402
 from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 
 from beam_cross import Cross  # noqa: E402
-from beam_cross.batching import Batch, BufferRows  # noqa: E402
-from beam_cross.transforms import CrossFeatures  # noqa: E402
+from beam_cross.beam.batching import Batch, BufferRows  # noqa: E402
+from beam_cross.beam.transforms import CrossFeatures  # noqa: E402
 
 COUNTRIES = np.array([f"country_{i}" for i in range(200)], dtype=object)
 DEVICES = np.array([b"ios", b"android", b"web", b"tv"], dtype=object)

@@ -2,7 +2,7 @@
 
 For each format, one file of ``--rows`` rows (a 1,000-value string, two ints, a float and a string
 id) is read by two pipelines that only count what they read: Beam's own IO (``ReadFromParquetBatched``,
-``ReadFromText`` for CSV and JSON Lines, ``ReadFromTFRecord``) and ``beam_cross.readers.ReadChunks``,
+``ReadFromText`` for CSV and JSON Lines, ``ReadFromTFRecord``) and ``beam_cross.job.readers.ReadChunks``,
 which also parses every line into typed Arrow columns. It prints each time and the ratio, best of
 ``--repeats``; both pipelines' counts are checked against the rows written.
 
@@ -28,8 +28,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
-from beam_cross.readers import ReadChunks, plan_input
-from beam_cross.tf_example import encode_example
+from beam_cross.job.readers import ReadChunks, plan_input
+from beam_cross.job.tf_example import encode_example
 
 FORMATS = ("parquet", "csv", "jsonl", "tfrecord")
 

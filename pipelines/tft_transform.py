@@ -77,11 +77,11 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from beam_cross import io, writers
 from beam_cross import tft as beam_cross_tft
-from beam_cross.cli import build_parser, crosses_of
-from beam_cross.elements import ElementCrosser
-from beam_cross.sources import REJECTED, ROWS, ReadRows, rejection
+from beam_cross.beam.elements import ElementCrosser
+from beam_cross.job import io, writers
+from beam_cross.job.flags import build_parser, crosses_of
+from beam_cross.job.sources import REJECTED, ROWS, ReadRows, rejection
 
 SERVING_SAMPLE = 200
 _log = logging.getLogger("beam_cross")

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from beam_cross import hashed_cross
-from beam_cross.cli import load_crosses, main, sample_path
+from beam_cross.job.cli import main
+from beam_cross.job.flags import sample_path
+from beam_cross.job.plan import load_crosses
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +86,7 @@ DASK_SCRIPT = """
 import sys
 import time
 from distributed import Client, LocalCluster
-from beam_cross.cli import main
+from beam_cross.job.cli import main
 
 if __name__ == "__main__":
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \\

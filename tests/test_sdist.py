@@ -26,7 +26,8 @@ def sdist_names(tmp_path_factory):
 
 
 def test_sdist_holds_the_package_and_its_sample_data(sdist_names):
-    package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "beam_cross").glob("*.py")}
+    package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "beam_cross").rglob("*.py")}
+    assert "beam_cross/core/cross.py" in package and "beam_cross/job/cli.py" in package
     assert package <= set(sdist_names)
     assert {"beam_cross/data/sample_clicks.jsonl", "beam_cross/data/sample_crosses.yaml",
             "beam_cross/data/beam_yaml_providers.yaml"} <= set(sdist_names)

@@ -1,0 +1,95 @@
+"""The flags of ``beam-cross``: its argument parser, ``--cross`` specs and the crosses a run computes.
+
+Flags this parser does not know are handed to Beam's ``PipelineOptions`` (see :mod:`beam_cross.job.run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+
+import beam_cross
+from beam_cross.core.spec import OUTPUT_MODES, Cross
+from beam_cross.core.stats import DEFAULT_TARGET_COLLISION_SHARE
+from beam_cross.job import io
+from beam_cross.job.plan import PlanError, load_crosses
+
+DEFAULT_OUTPUT = "beam-cross-output"
+
+
+def sample_path(name: str = "sample_clicks.jsonl") -> str:
+    """Path of a file bundled in ``beam_cross/data``."""
+    return str(importlib.resources.files("beam_cross") / "data" / name)
+
+
+def _flag(parser, name, **kwargs):
+    # Beam spells flags with underscores (--temp_location); accept dashes too (--output-mode).
+    names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    parser.add_argument(*names, dest=name, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="beam-cross",
+        allow_abbrev=False,  # --out must not silently mean --output_format
+        description="Hash-cross categorical features of CSV / JSON Lines / Parquet / TFRecord files with Apache "
+        "Beam, bit for bit as Keras HashedCrossing. With no arguments, runs on a bundled sample. "
+        "Unknown flags go to Beam (e.g. --runner DataflowRunner --project ... --region ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"beam-cross {beam_cross.__version__}")
+    _flag(parser, "input", help="a file, a glob or a directory (default: the bundled sample)")
+    _flag(parser, "input_format", choices=io.FORMATS, help="default: from the file extension")
+    _flag(parser, "schema", help="column types: 'name:type,...' or a JSON/YAML file; types: " + ", ".join(io.TYPES))
+    _flag(parser, "cross", action="append", default=[], metavar="[NAME=]F1,F2[,...]:NUM_BINS",
+          help="a cross, e.g. country,hour:1000 (repeatable)")
+    _flag(parser, "output_mode", choices=OUTPUT_MODES, default="int", help="for --cross flags (default: int)")
+    _flag(parser, "hash_key", type=int, default=None, help="seed for --cross flags (default: TF's 0xDECAFCAFFE)")
+    _flag(parser, "config", help="a JSON/YAML file: a list of Cross specs, or {crosses: [...]}")
+    _flag(parser, "output", default=None, help=f"output directory (default: ./{DEFAULT_OUTPUT})")
+    _flag(parser, "output_format", choices=io.FORMATS, help="default: the input's format")
+    _flag(parser, "num_shards", type=int, default=0,
+          help="exactly this many crossed files (groups the crossed rows by shard; default 0: one file per "
+               "bundle, as the runner splits the work)")
+    _flag(parser, "max_rejected_share", type=float, default=1.0,
+          help="fail (exit 4, nothing committed) when a larger share of rows is rejected (default 1: only when "
+               "every row is)")
+    _flag(parser, "target_collision_share", type=float, default=DEFAULT_TARGET_COLLISION_SHARE,
+          help="collision share the suggested num_bins aims at (default: 0.01)")
+    _flag(parser, "no_chart", action="store_true", help="write the report JSON only (no matplotlib needed)")
+    return parser
+
+
+def parse_cross_flag(text: str, output_mode: str = "int", hash_key=None) -> Cross:
+    """``"country,hour:1000"`` or ``"name=country,hour:1000"`` as a :class:`Cross`."""
+    name, _, rest = text.rpartition("=") if "=" in text else (None, "", text)
+    features, _, bins = rest.rpartition(":")
+    if not features or not bins.strip().isdigit():
+        raise ValueError(f"`--cross` must look like `feature,feature:num_bins`. Received: cross={text!r}")
+    return Cross([f.strip() for f in features.split(",")], int(bins), name=name or None,
+                 output_mode=output_mode, hash_key=hash_key)
+
+
+def own_flags() -> list[str]:
+    return [s for action in build_parser()._actions for s in action.option_strings]
+
+
+def crosses_of(args) -> tuple[list[Cross], list[str]]:
+    """The crosses of ``--cross`` and ``--config`` (the bundled sample's without ``--input``), and notes."""
+    notes = []
+    if args.input is None:
+        args.input = sample_path()
+        if not args.cross and not args.config:
+            args.config = sample_path("sample_crosses.yaml")
+        notes.append(f"no --input: running on the bundled sample {args.input}")
+    if args.output is None:
+        args.output = DEFAULT_OUTPUT
+    try:
+        crosses = [parse_cross_flag(c, args.output_mode, args.hash_key) for c in args.cross]
+    except (TypeError, ValueError) as error:
+        raise PlanError(str(error)) from None
+    if args.config:
+        crosses += load_crosses(args.config)
+    if not crosses:
+        raise PlanError("No cross to compute: pass `--cross feature,feature:num_bins` or `--config crosses.yaml`.")
+    return crosses, notes
+

@@ -1,0 +1,231 @@
+"""Everything ``beam-cross`` decides before its pipeline runs, and every refusal (exit status 2).
+
+``plan(args, beam_args)`` turns the parsed command line into a :class:`Job`: the input files, their
+format and Arrow schema (from metadata and a small sample, never a pass over the data), the crosses,
+the output. It refuses, with a message and before anything is written:
+
+- a flag that neither the command nor Beam's ``PipelineOptions`` knows (with the closest known flag);
+- a config file that does not parse, or uses YAML tags (``!!python/...``);
+- a cross over a float column (Parquet schema, declared or inferred CSV type), with how to bucketize;
+- a cross named like an input column; a cross over a column the input does not have;
+- an ``--output`` inside the input (or the input inside it), one that cannot be written, or one
+  holding files under ``crossed/``, ``rejected/`` or ``report/`` that no earlier run of the
+  command lists in its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import yaml
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from beam_cross.core.spec import Cross, check_crosses
+from beam_cross.job import commit, io
+from beam_cross.job.readers import plan_input
+
+
+class PlanError(ValueError):
+    """The command line cannot give a correct run; nothing has run (exit status 2)."""
+
+
+@dataclass
+class Job:
+    """Everything decided before the pipeline runs."""
+
+    files: list[str]
+    input_format: str
+    schema: pa.Schema  # the input's, as the reader produces it
+    output_schema: pa.Schema  # the crossed rows' (input columns + one per cross)
+    crosses: list[Cross]
+    output: str
+    output_format: str
+    num_shards: int  # 0: as many files as the runner makes bundles
+    target_collision_share: float
+    max_rejected_share: float
+    chart: bool
+    progress_total: int
+    progress_unit: str
+    feature_types: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def temp_dir(self) -> str:
+        return FileSystems.join(self.output, f"{commit.TEMP_PREFIX}{self.run_id}")
+
+
+# -- flags ----------------------------------------------------------------------------------------
+def _option_classes(cls=PipelineOptions):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _option_classes(sub)
+
+
+def check_beam_flags(beam_args: list[str], own_flags: list[str]) -> None:
+    """Raises PlanError naming every flag that neither the command nor Beam's PipelineOptions knows."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    seen = set()
+    for options in _option_classes():
+        if options in seen or "_add_argparse_args" not in vars(options):
+            continue
+        seen.add(options)
+        with contextlib.suppress(argparse.ArgumentError):  # a flag two option classes both declare
+            options._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(beam_args)
+    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
+    strays = [a for a in unknown if not a.startswith("-")]
+    if flags:
+        known = own_flags + [s for a in parser._actions for s in a.option_strings]
+        hints = []
+        for flag in flags:
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+        raise PlanError(f"Unknown flag(s): {', '.join(hints)}. Neither beam-cross nor Beam's PipelineOptions knows "
+                        "them; see `beam-cross --help`.")
+    if strays:
+        raise PlanError(f"Unexpected argument(s) {strays}: every value belongs to a flag (e.g. `--input {strays[0]}`).")
+
+
+# -- crosses --------------------------------------------------------------------------------------
+def load_crosses(path: str) -> list[Cross]:
+    """A list of Cross specs (bare, or under ``crosses:``) from a YAML or JSON file."""
+    try:
+        with open(path) as handle:
+            config = yaml.safe_load(handle)  # YAML is a superset of JSON: one loader for both; no tags
+    except yaml.YAMLError as error:
+        raise PlanError(f"`--config` {path} is not valid YAML/JSON (tags such as !!python/... are not allowed): "
+                        f"{' '.join(str(error).split())}") from None
+    if isinstance(config, dict):
+        config = config.get("crosses")
+    if not isinstance(config, list) or not config:
+        raise PlanError(f"`--config` must hold a non-empty list of crosses (or `crosses: [...]`). Received: {path}")
+    try:
+        return [Cross.from_dict(item) for item in config]
+    except (TypeError, ValueError) as error:
+        raise PlanError(f"`--config` {path}: {error}") from None
+
+
+def _check_crosses_against(crosses, schema: pa.Schema, fmt: str, float_columns, files) -> None:
+    names = set(schema.names)
+    for cross in crosses:
+        if cross.name in names:
+            raise PlanError(f"Cross `{cross.name}` is named like an input column; name it otherwise "
+                            f"(`--cross other_name={','.join(cross.features)}:{cross.num_bins}` or `name:` in the config).")
+        missing = [f for f in cross.features if f not in names]
+        if missing:
+            # JSON keys and tf.Example features outside the schema are rejected row by row, so a run
+            # would reject every row: say so now, and how to declare a key that first appears later.
+            late = "" if fmt in ("csv", "parquet") else (
+                f" (inferred from the first lines of each file; if it appears later, declare it: `--schema {missing[0]}:string` or `:int`)")
+            raise PlanError(f"Input file {files[0]} has no column {', '.join(f'`{m}`' for m in missing)}, needed by "
+                            f"cross `{cross.name}`. Columns: {schema.names}{late}")
+        floats = [f for f in cross.features if f in float_columns]
+        if floats:
+            raise PlanError(
+                f"Cross `{cross.name}` uses column `{floats[0]}`, whose type is float; floats cannot be crossed. "
+                f"Bucketize it first (e.g. a column of whole buckets such as floor({floats[0]} * 10) as an int), "
+                f"or, if its values are whole numbers, declare it `--schema {floats[0]}:int`."
+            )
+
+
+# -- output ---------------------------------------------------------------------------------------
+def absolute(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def check_output(output: str, pattern: str, files: list[str]) -> None:
+    """Refuses an output that overlaps the input or cannot be written."""
+    source = absolute(pattern)
+    for path in files:
+        if _inside(absolute(path), output):
+            raise PlanError(f"`--output` {output} contains the input file {path}: crossing a previous output into "
+                            "the same place would overwrite what is being read. Choose another --output.")
+    folder = source if (os.path.isdir(pattern) or pattern.endswith("/")) else os.path.dirname(source)
+    if not any(c in pattern for c in "*?[") and _inside(output, folder) and os.path.isdir(pattern):
+        raise PlanError(f"`--output` {output} is inside the input directory {pattern}; choose another --output.")
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
+        raise PlanError(f"`--output` {output} is a file; it must be a directory.")
+    probe = FileSystems.join(output, f"{commit.TEMP_PREFIX}write-check-{uuid.uuid4().hex[:8]}")
+    try:
+        if "://" not in output:
+            os.makedirs(output, exist_ok=True)
+        with FileSystems.create(probe) as handle:
+            handle.write(b"")
+        FileSystems.delete([probe])
+    except Exception as error:  # PermissionError, a read-only filesystem, a missing bucket...
+        raise PlanError(f"`--output` {output} cannot be written: {error}") from None
+    foreign = commit.foreign_files(output)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise PlanError(f"`--output` {output} holds files that no earlier beam-cross run lists in its manifest "
+                        f"({shown}); beam-cross never overwrites or deletes them. Move them or choose another --output.")
+
+
+def output_schema(schema: pa.Schema, crosses, feature_types) -> pa.Schema:
+    """The schema of the crossed rows, found by crossing an empty batch of ``schema``."""
+    from beam_cross.beam.elements import ElementCrosser
+
+    empty = pa.RecordBatch.from_pylist([], schema=schema)
+    crossed, _ = ElementCrosser(crosses, keep_inputs=True, feature_types=feature_types).cross_record_batch(empty)
+    return crossed.schema
+
+
+def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
+    """Checks the input, crosses and output before anything runs; returns the Job or raises PlanError."""
+    try:
+        crosses = list(check_crosses(crosses))
+    except ValueError as error:
+        raise PlanError(str(error)) from None
+    if args.num_shards < 0:
+        raise PlanError(f"`--num_shards` must be >= 0 (0: one file per bundle). Received: num_shards={args.num_shards}")
+    if not 0 <= args.max_rejected_share <= 1:
+        raise PlanError(f"`--max_rejected_share` must be between 0 and 1. Received: max_rejected_share={args.max_rejected_share}")
+    source = plan_input(args.input, input_format=args.input_format, schema_text=args.schema)
+    declared = io.parse_schema(args.schema)
+    crossed_features = {f for c in crosses for f in c.features}
+    if source.format in ("jsonl", "tfrecord"):
+        # JSON and tf.Example values carry their own types: a crossed column where some values are
+        # floats is crossed as int, and its float values are rejected row by row.
+        loose = {f: "int_list" if pa.types.is_list(source.schema.field(f).type) else "int"
+                 for f in source.float_columns if f in crossed_features and f not in declared}
+        if loose:
+            declared.update(loose)
+            notes.append("crossed as int, their float values rejected per row (declare `--schema` to choose): "
+                         + ", ".join(sorted(loose)))
+            text = ",".join(f"{name}:{kind}" for name, kind in declared.items())
+            source = plan_input(args.input, input_format=args.input_format, schema_text=text)
+    files = list(source.files)
+    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), files)
+    feature_types = {f: t.removesuffix("_list") for f, t in declared.items()
+                     if f in crossed_features and t.removesuffix("_list") in ("string", "int")}
+    output = absolute(args.output)
+    check_output(output, args.input, files)
+    return Job(
+        files=files,
+        input_format=source.format,
+        schema=source.schema,
+        output_schema=output_schema(source.schema, crosses, feature_types),
+        crosses=crosses,
+        output=output,
+        output_format=args.output_format or source.format,
+        num_shards=args.num_shards,
+        target_collision_share=args.target_collision_share,
+        max_rejected_share=args.max_rejected_share,
+        chart=not args.no_chart,
+        progress_total=source.total,
+        progress_unit=source.total_unit,
+        feature_types=feature_types,
+        notes=notes,
+    )
