@@ -74,6 +74,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
@@ -81,10 +83,23 @@ from beam_cross import tft as beam_cross_tft
 from beam_cross.beam.elements import ElementCrosser
 from beam_cross.job import io, writers
 from beam_cross.job.flags import build_parser, crosses_of
-from beam_cross.job.sources import REJECTED, ROWS, ReadRows, rejection
+from beam_cross.job.sources import METRICS_NAMESPACE, REJECTED, ROWS, ReadRows, rejection
 
 SERVING_SAMPLE = 200
+# Counted by the workers as they write, so the job checks rows in = rows out + rows rejected without
+# reading its input or its output again.
+READ_COUNTER, TRANSFORMED_COUNTER, REJECTED_COUNTER = "rows_read", "tft_rows_transformed", "tft_rows_rejected"
 _log = logging.getLogger("beam_cross")
+
+
+def _counted(name, value):
+    Metrics.counter(METRICS_NAMESPACE, name).inc()
+    return value
+
+
+def _counter(result, name) -> int:
+    counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
+    return sum(c.committed for c in counters)
 
 
 def plan(known):
@@ -161,7 +176,7 @@ def build_pipeline(pipeline, job, spec, temp_dir):
     all_rejected = (read[REJECTED], rejected) | "AllRejected" >> beam.Flatten()
     _ = (
         all_rejected
-        | "RejectedAsJson" >> beam.Map(lambda record: json.dumps(record, default=writers.json_default))
+        | "RejectedAsJson" >> beam.Map(lambda record: _counted(REJECTED_COUNTER, json.dumps(record, default=writers.json_default)))
         | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
     )
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
@@ -174,7 +189,7 @@ def build_pipeline(pipeline, job, spec, temp_dir):
         coder = tft.coders.ExampleProtoCoder(transformed_metadata.schema)
         _ = (
             transformed
-            | "Encode" >> beam.Map(coder.encode)
+            | "Encode" >> beam.Map(lambda row: _counted(TRANSFORMED_COUNTER, coder.encode(row)))
             | "WriteExamples" >> beam.io.WriteToTFRecord(
                 os.path.join(job.output, "transformed_examples"), file_name_suffix=".tfrecord")
         )
@@ -217,11 +232,11 @@ def run(argv=None):
     job = plan(known)
     spec = feature_spec(job.files, job.input_format, job.schema, job.crosses)
     options = PipelineOptions(beam_args or ["--runner=FnApiRunner"])
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, job, spec, tempfile.mkdtemp(prefix="beam_cross_tft_"))
-    read = sum(1 for path in job.files for _ in io.read_file(path, job.input_format, job.schema))
-    transformed = sum(io.count_rows(p, "tfrecord") for p in glob.glob(os.path.join(job.output, "transformed_examples-*")))
-    rejected = sum(io.count_rows(p, "jsonl") for p in glob.glob(os.path.join(job.output, "rejected", "part-*")))
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, job, spec, tempfile.mkdtemp(prefix="beam_cross_tft_"))
+    result = pipeline.run()
+    result.wait_until_finish()
+    read, transformed, rejected = (_counter(result, name) for name in (READ_COUNTER, TRANSFORMED_COUNTER, REJECTED_COUNTER))
     if read != transformed + rejected:
         raise RuntimeError(f"{read - transformed - rejected} rows unaccounted for: read {read}, "
                            f"transformed {transformed}, rejected {rejected}")
