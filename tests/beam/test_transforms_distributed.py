@@ -11,26 +11,20 @@ Expected bins come from ``tf.sparse.cross_hashed`` (see ``test_transforms.tf_bin
 from __future__ import annotations
 
 import json
-import os
-import sys
-import uuid
 
 import apache_beam as beam
 import pyarrow as pa
 import pytest
-from apache_beam.internal.cloudpickle import cloudpickle as beam_cloudpickle
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
+from remote_workers import WriteLines, read_lines, ship_by_value
 from test_transforms import BAD_ROWS, CROSSES, ROW_SCHEMA, expected_dicts, make_rows
 
 from beam_cross.beam.transforms import CrossFeatures
 
 pytestmark = pytest.mark.slow
 
-# Workers cannot import test modules: ship this module's functions (lambdas, DoFns) by value, with
-# Beam's cloudpickle (DirectRunner) and the standalone one (Dask's task graph).
-for _pickler in (beam_cloudpickle, pytest.importorskip("cloudpickle", reason="Dask ships tasks with cloudpickle")):
-    _pickler.register_pickle_by_value(sys.modules[__name__])
+ship_by_value(__name__)
 
 GOOD = make_rows(300)
 BAD = [row for row, _, _ in BAD_ROWS]
@@ -80,20 +74,6 @@ def test_multi_process_direct_runner():
         assert_that(outputs, equal_to([(kind, value) for kind, values in expected.items() for value in values]))
 
 
-class _WriteLines(beam.DoFn):
-    """Appends each element as a JSON line to a file of its own per worker bundle."""
-
-    def __init__(self, directory):
-        self._directory = directory
-
-    def start_bundle(self):
-        self._path = os.path.join(self._directory, f"{uuid.uuid4().hex}.jsonl")
-
-    def process(self, element):
-        with open(self._path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(element, ensure_ascii=False) + "\n")
-
-
 def test_dask_runner_on_a_local_cluster(tmp_path):
     distributed = pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
     from apache_beam.runners.dask.dask_runner import DaskRunner
@@ -101,15 +81,13 @@ def test_dask_runner_on_a_local_cluster(tmp_path):
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
         options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=50"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
-        _ = _build(p, shuffle_inputs=False) | "write" >> beam.ParDo(_WriteLines(str(tmp_path)))
+        _ = _build(p, shuffle_inputs=False) | "write" >> beam.ParDo(WriteLines(tmp_path))
         result = p.run()
         result.wait_until_finish()
         result.client.close()  # the runner's own client; closed before its cluster goes away
     written: dict[str, list] = {"dict": [], "row": [], "arrow": [], "rejected": []}
-    for path in tmp_path.glob("*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            kind, value = json.loads(line)
-            written[kind].append(value)
+    for kind, value in read_lines(tmp_path):
+        written[kind].append(value)
     expected = _expected()
     # Counted first, so that a lost or duplicated row is reported as such.
     assert {k: len(v) for k, v in written.items()} == {k: len(v) for k, v in expected.items()}
@@ -125,7 +103,7 @@ def test_dask_runner_fails_a_bundle_over_the_threshold(tmp_path):
         options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=100"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
         crossed, _ = p | beam.Create(rows) | CrossFeatures(CROSSES[:1]).with_exception_handling(threshold=0.25)
-        _ = crossed | "write" >> beam.ParDo(_WriteLines(str(tmp_path)))
+        _ = crossed | "write" >> beam.ParDo(WriteLines(tmp_path))
         result = p.run()
         with pytest.raises(Exception, match=r"rejected 20 of the 40 rows of a bundle"):
             result.wait_until_finish()

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
-import sys
-import uuid
 
 import apache_beam as beam
 import numpy as np
@@ -27,6 +24,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from remote_workers import WriteLines, read_lines, ship_by_value
 
 from beam_cross import Cross, FeatureError, hashed_cross
 from beam_cross.beam.elements import ElementCrosser
@@ -245,38 +243,18 @@ def test_hashed_cross_returns_tf_bins_or_names_the_first_bad_row(columns):
 
 
 # Slow: the same pipeline property, once, on engines that run it in other processes.
-# Workers cannot import test modules: ship this module's functions by value.
-def _register_by_value():
-    from apache_beam.internal.cloudpickle import cloudpickle as beam_cloudpickle
-
-    for pickler in (beam_cloudpickle, pytest.importorskip("cloudpickle", reason="Dask ships tasks with cloudpickle")):
-        pickler.register_pickle_by_value(sys.modules[__name__])
-
-
 @pytest.mark.slow
 @settings(max_examples=1, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(batches(max_rows=40), st.integers(1, 6)), min_size=3, max_size=3))
 def test_multi_process_direct_runner(examples):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    _register_by_value()
+    ship_by_value(__name__)
     options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     with beam.Pipeline(runner="DirectRunner", options=options) as p:
         for k, (rows, batch_size) in enumerate(examples):
             outcomes = _pipeline_outcomes(p, rows, batch_size, f"e{k}", spread=True)
             assert_that(outcomes, equal_to(expected_outcomes(rows)), label=f"check {k}")
-
-
-class _WriteLines(beam.DoFn):
-    def __init__(self, directory):
-        self._directory = directory
-
-    def start_bundle(self):
-        self._path = os.path.join(self._directory, f"{uuid.uuid4().hex}.jsonl")
-
-    def process(self, element):
-        with open(self._path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(element) + "\n")
 
 
 @pytest.mark.slow
@@ -287,19 +265,18 @@ def test_dask_runner(rows, batch_size):
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.dask.dask_runner import DaskRunner
 
-    _register_by_value()
+    ship_by_value(__name__)
     import tempfile
 
     with tempfile.TemporaryDirectory() as directory, \
             distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
         options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=7"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
-        _ = _pipeline_outcomes(p, rows, batch_size, "dask") | beam.ParDo(_WriteLines(directory))
+        _ = _pipeline_outcomes(p, rows, batch_size, "dask") | beam.ParDo(WriteLines(directory))
         result = p.run()
         result.wait_until_finish()
         result.client.close()
-        written = [tuple(json.loads(line)) for path in pathlib.Path(directory).glob("*.jsonl")
-                   for line in path.read_text(encoding="utf-8").splitlines()]
+        written = [tuple(outcome) for outcome in read_lines(directory)]
     expected = [tuple(json.loads(json.dumps(o))) for o in expected_outcomes(rows)]
     assert len(written) == len(rows)
     assert sorted(written, key=repr) == sorted(expected, key=repr)
