@@ -19,8 +19,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from beam_cross.job import io
-from beam_cross.job.run import RowsLost, TooManyRejected, run
+
+def _not_bigquery_notice(record: logging.LogRecord) -> bool:
+    # Without Beam's `gcp` extra, importing Beam's IO logs on the root logger that the BigQuery client
+    # libraries are missing; this command never uses BigQuery. Dropped before the imports below.
+    return "apitools not found" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_not_bigquery_notice)
+
+from beam_cross.job import io  # noqa: E402
+from beam_cross.job.run import RowsLost, TooManyRejected, run  # noqa: E402
 
 EXIT_INPUT_ERROR = 2
 EXIT_ROWS_LOST = 3
@@ -29,7 +38,9 @@ EXIT_TOO_MANY_REJECTED = 4
 
 def main(argv=None) -> int:
     """Entry point of the console script; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # force: a library that logged on the root logger before (Beam does, while importing) has already
+    # given it a default handler, which would keep the progress lines below WARNING off the terminal.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     for noisy in ("apache_beam", "distributed", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

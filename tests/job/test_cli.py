@@ -351,3 +351,21 @@ def test_declared_type_rejects_the_other_kind(tmp_path):
                    "--output", str(output), "--no_chart"])
     rejected = sorted((r["reason"], r["feature"]) for r in _read_rejected(output))
     assert (summary.rows_crossed, rejected) == (1, [("type", None), ("type", None)])  # refused by the typed read
+
+
+def test_progress_shows_when_the_root_logger_was_set_up_before(tmp_path):
+    """Without Beam's gcp extra, importing Beam's IO logs on the root logger (which gives it a default
+    handler at WARNING) that the BigQuery libraries are missing: the command drops that notice and
+    still shows its own progress lines."""
+    script = (
+        "import logging, sys\n"
+        "logging.warning('an earlier notice')  # gives the root logger a default handler\n"
+        "from beam_cross.job.cli import main\n"
+        "logging.warning('apitools not found, and bigquery client libraries are not available')\n"
+        "sys.exit(main([]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "an earlier notice" in done.stderr
+    assert "apitools" not in done.stderr
+    assert "beam-cross: 1 jsonl file(s), 4 cross(es) -> " in done.stderr
