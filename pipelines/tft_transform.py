@@ -71,6 +71,7 @@ if __name__ == "__main__":
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
@@ -81,9 +82,11 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from beam_cross import tft as beam_cross_tft
 from beam_cross.beam.elements import ElementCrosser
-from beam_cross.job import io, writers
+from beam_cross.job import writers
 from beam_cross.job.flags import build_parser, crosses_of
-from beam_cross.job.sources import METRICS_NAMESPACE, REJECTED, ROWS, ReadRows, rejection
+from beam_cross.job.pipeline import METRICS_NAMESPACE, cross_chunk
+from beam_cross.job.plan import plan_source
+from beam_cross.job.readers import ReadChunks
 
 SERVING_SAMPLE = 200
 # Counted by the workers as they write, so the job checks rows in = rows out + rows rejected without
@@ -103,79 +106,64 @@ def _counter(result, name) -> int:
 
 
 def plan(known):
-    """Input files, format, column types (dict) and crosses from the ``beam-cross`` flags."""
-    crosses, _ = crosses_of(known)
-    files = io.expand_input(known.input)
-    fmt = known.input_format or io.format_of(files[0])
-    inferred, _ = io.sample_schema(files[0], fmt)
-    schema = {**inferred, **io.parse_schema(known.schema)}
-    return types.SimpleNamespace(files=files, input_format=fmt, schema=schema, crosses=crosses,
-                                 output=os.path.abspath(known.output))
+    """Input files, format, Arrow schema, crosses and declared kinds from the ``beam-cross`` flags, planned
+    as ``beam-cross`` plans them (:func:`beam_cross.job.plan.plan_source`)."""
+    crosses, notes = crosses_of(known)
+    crosses, source, feature_types = plan_source(known, crosses, notes)
+    return types.SimpleNamespace(files=list(source.files), input_format=source.format, schema=source.schema,
+                                 crosses=crosses, feature_types=feature_types, output=os.path.abspath(known.output))
 
 
-def cross_outcomes(crosser, batch):
-    """``(True, crossed row)`` or ``(False, Rejected)`` per row of ``batch``, in order."""
-    crossed, rejected = crosser.cross_elements(batch)
-    for position, row in enumerate(crossed):
-        yield (False, rejected[position]) if position in rejected else (True, row)
-
-
-def feature_spec(files, fmt, schema, crosses, sample_rows=10_000):
-    """tf.Example feature spec of the crossed features, from the values of a sample of rows."""
-    features = list(dict.fromkeys(f for c in crosses for f in c.features))
-    rows = [r for _, r in zip(range(sample_rows), io.read_file(files[0], fmt, schema)) if isinstance(r, dict)]
+def feature_spec(schema: pa.Schema, crosses) -> dict:
+    """tf.Example feature spec of the crossed features, from the input's Arrow schema: a list column is a
+    ``VarLenFeature``, any other a ``FixedLenFeature([])``, of ``tf.string`` or ``tf.int64``."""
     spec = {}
-    for feature in features:
-        values = [row.get(feature) for row in rows]
-        is_list = any(isinstance(v, list) for v in values) or schema.get(feature, "").endswith("_list")
-        flat = [x for v in values for x in (v if isinstance(v, list) else [v])]
-        kinds = {"string" if isinstance(x, (str, bytes)) else "int" for x in flat
-                 if isinstance(x, (str, bytes)) or (isinstance(x, int) and not isinstance(x, bool))}
-        if len(kinds) != 1:
-            raise ValueError(
-                f"Feature `{feature}` must hold strings or integers (one kind) to be a tf.Example feature. "
-                f"Received kinds {sorted(kinds)} in {len(rows)} sampled rows of {files[0]}"
-            )
-        dtype = tf.string if kinds == {"string"} else tf.int64
-        spec[feature] = tf.io.VarLenFeature(dtype) if is_list else tf.io.FixedLenFeature([], dtype)
+    for feature in dict.fromkeys(f for c in crosses for f in c.features):
+        kind = schema.field(feature).type
+        listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        value = kind.value_type if listed else kind
+        if pa.types.is_integer(value):
+            dtype = tf.int64
+        elif pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_binary(value) or pa.types.is_large_binary(value):
+            dtype = tf.string
+        else:
+            raise ValueError(f"Feature `{feature}` must hold strings or integers to be a tf.Example feature. "
+                             f"Received: Arrow type {kind}")
+        spec[feature] = tf.io.VarLenFeature(dtype) if listed else tf.io.FixedLenFeature([], dtype)
     return spec
 
 
-def _kind(spec_entry) -> str:
-    return "string" if spec_entry.dtype == tf.string else "int"
+class _SplitChunk(beam.DoFn):
+    """A chunk of input rows -> ``("valid", instance dict)`` for the rows tf.Transform can take (what
+    ``beam-cross`` would cross), ``("rejected", record)`` for the others, with their reason and ``file:line``."""
 
+    def __init__(self, crosses, feature_types, features):
+        self._crosses, self._feature_types, self._features = crosses, feature_types, features
 
-def split_valid(rows, crosses, spec):
-    """``("valid", instance dict)`` for rows tf.Transform can take, ``("rejected", record)`` for the rest."""
-    crosser = ElementCrosser(crosses, keep_inputs=True, feature_types={f: _kind(s) for f, s in spec.items()})
+    def setup(self):
+        self._crosser = ElementCrosser(self._crosses, keep_inputs=True, feature_types=self._feature_types)
 
-    def split(batch):
-        for row, (ok, outcome) in zip(batch, cross_outcomes(crosser, batch)):
-            if not ok:
-                yield "rejected", rejection(outcome.reason, outcome.message, outcome.element,
-                                            feature=outcome.feature, cross=outcome.cross)
-                continue
-            bad = [f for f, s in spec.items() if isinstance(s, tf.io.FixedLenFeature) and isinstance(row[f], list)]
-            if bad:
-                yield "rejected", rejection("shape", f"Feature `{bad[0]}` is single-valued in the feature spec; "
-                                            f"Received: value={row[bad[0]]!r}", row, feature=bad[0])
-                continue
-            yield "valid", {f: (row[f] if isinstance(s, tf.io.FixedLenFeature) or isinstance(row[f], list)
-                                else [row[f]]) for f, s in spec.items()}
-
-    tagged = rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=4096) | "Check" >> beam.FlatMap(split)
-    return (
-        tagged | "Valid" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "valid" else []),
-        tagged | "Rejected" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "rejected" else []),
-    )
+    def process(self, chunk):
+        Metrics.counter(METRICS_NAMESPACE, READ_COUNTER).inc(chunk.rows_read)
+        crossed, records = cross_chunk(self._crosser, chunk)
+        for record in (*chunk.rejected, *records):
+            yield "rejected", record
+        if crossed is not None:
+            for row in crossed.select(self._features).to_pylist():
+                yield "valid", row
 
 
 def build_pipeline(pipeline, job, spec, temp_dir):
-    read = pipeline | "Read" >> ReadRows(job.files, job.input_format, job.schema)
-    valid, rejected = split_valid(read[ROWS], job.crosses, spec)
-    all_rejected = (read[REJECTED], rejected) | "AllRejected" >> beam.Flatten()
+    tagged = (
+        pipeline
+        | "Read" >> ReadChunks(job.files, job.input_format, job.schema)
+        | "Split" >> beam.ParDo(_SplitChunk(job.crosses, job.feature_types, list(spec)))
+    )
+    # Two FlatMaps rather than a multi-output ParDo: Beam 2.77's DaskRunner mis-routes those.
+    valid = tagged | "Valid" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "valid" else [])
+    rejected = tagged | "Rejected" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "rejected" else [])
     _ = (
-        all_rejected
+        rejected
         | "RejectedAsJson" >> beam.Map(lambda record: _counted(REJECTED_COUNTER, json.dumps(record, default=writers.json_default)))
         | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
     )
@@ -230,7 +218,7 @@ def run(argv=None):
     if known.output is None:
         known.output = os.path.join(os.getcwd(), "beam-cross-tft-output")
     job = plan(known)
-    spec = feature_spec(job.files, job.input_format, job.schema, job.crosses)
+    spec = feature_spec(job.schema, job.crosses)
     options = PipelineOptions(beam_args or ["--runner=FnApiRunner"])
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, job, spec, tempfile.mkdtemp(prefix="beam_cross_tft_"))

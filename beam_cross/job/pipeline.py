@@ -38,7 +38,7 @@ from apache_beam.metrics import Metrics
 from beam_cross.core.stats import CrossStatsAccumulator
 from beam_cross.job import writers
 from beam_cross.job.readers import ReadChunks
-from beam_cross.job.sources import rejection
+from beam_cross.job.rejections import rejection
 
 METRICS_NAMESPACE = "beam_cross"
 RESULTS_NAME = "_results.json"
@@ -88,6 +88,27 @@ class Progress:
         return text
 
 
+def cross_chunk(crosser, chunk):
+    """A chunk's crossed rows (a RecordBatch, None when all were rejected) and its crossing
+    rejections as records, each with its ``file:line``. ``crosser`` is an
+    :class:`~beam_cross.beam.elements.ElementCrosser`; the chunk's reading rejections are not included."""
+    rows = chunk.rows
+    numbered = rows.append_column(_ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    crossed, errors = crosser.cross_record_batch(numbered)
+    if not errors:
+        return (crossed.drop_columns([_ROW]) if crossed is not None else None), []
+    kept = np.zeros(rows.num_rows, bool)
+    if crossed is not None:
+        kept[crossed.column(_ROW).to_numpy()] = True
+    sources = chunk.locate(np.flatnonzero(~kept))
+    records = []
+    for error, source in zip(errors, sources):
+        element = {k: v for k, v in error.element.items() if k != _ROW}
+        records.append(rejection(error.reason, f"{source}: {error.message}", element, source=source,
+                                 feature=error.feature, cross=error.cross))
+    return (crossed.drop_columns([_ROW]) if crossed is not None else None), records
+
+
 class _CrossAndWrite(beam.DoFn):
     """Chunk in; crossed and rejected rows to this bundle's files; one Outcome out per chunk."""
 
@@ -127,7 +148,7 @@ class _CrossAndWrite(beam.DoFn):
 
     def process(self, chunk):
         spec, local = self._spec, self._local
-        crossed, errors = self._cross(chunk)
+        crossed, errors = cross_chunk(self._crosser, chunk)
         records = list(chunk.rejected) + errors
         files = []
         if records:
@@ -149,24 +170,6 @@ class _CrossAndWrite(beam.DoFn):
         local.progress.add(chunk.rows_read, chunk.progress)
         outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats)
         yield (_RESULTS_KEY, outcome) if spec["num_shards"] else outcome
-
-    def _cross(self, chunk):
-        """The crossed batch and the rejected records, each with its ``file:line``."""
-        rows = chunk.rows
-        numbered = rows.append_column(_ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
-        crossed, errors = self._crosser.cross_record_batch(numbered)
-        if not errors:
-            return (crossed.drop_columns([_ROW]) if crossed is not None else None), []
-        kept = np.zeros(rows.num_rows, bool)
-        if crossed is not None:
-            kept[crossed.column(_ROW).to_numpy()] = True
-        sources = chunk.locate(np.flatnonzero(~kept))
-        records = []
-        for error, source in zip(errors, sources):
-            element = {k: v for k, v in error.element.items() if k != _ROW}
-            records.append(rejection(error.reason, f"{source}: {error.message}", element, source=source,
-                                     feature=error.feature, cross=error.cross))
-        return (crossed.drop_columns([_ROW]) if crossed is not None else None), records
 
     def _stats(self, crossed):
         spec = self._spec

@@ -29,7 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_cross.core.spec import Cross, check_crosses
 from beam_cross.job import commit, io
-from beam_cross.job.readers import plan_input
+from beam_cross.job.readers import InputPlan, plan_input
 
 
 class PlanError(ValueError):
@@ -182,16 +182,13 @@ def output_schema(schema: pa.Schema, crosses, feature_types) -> pa.Schema:
     return crossed.schema
 
 
-def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
-    """Checks the input, crosses and output before anything runs; returns the Job or raises PlanError."""
+def plan_source(args, crosses: list[Cross], notes: list[str]) -> tuple[list[Cross], InputPlan, dict[str, str]]:
+    """The input half of :func:`plan`: the checked crosses, the input's plan (files, format and the
+    schema the reader produces) and the declared kinds of the crossed features; raises PlanError."""
     try:
         crosses = list(check_crosses(crosses))
     except ValueError as error:
         raise PlanError(str(error)) from None
-    if args.num_shards < 0:
-        raise PlanError(f"`--num_shards` must be >= 0 (0: one file per bundle). Received: num_shards={args.num_shards}")
-    if not 0 <= args.max_rejected_share <= 1:
-        raise PlanError(f"`--max_rejected_share` must be between 0 and 1. Received: max_rejected_share={args.max_rejected_share}")
     source = plan_input(args.input, input_format=args.input_format, schema_text=args.schema)
     declared = io.parse_schema(args.schema)
     crossed_features = {f for c in crosses for f in c.features}
@@ -206,10 +203,20 @@ def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
                          + ", ".join(sorted(loose)))
             text = ",".join(f"{name}:{kind}" for name, kind in declared.items())
             source = plan_input(args.input, input_format=args.input_format, schema_text=text)
-    files = list(source.files)
-    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), files)
+    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), list(source.files))
     feature_types = {f: t.removesuffix("_list") for f, t in declared.items()
                      if f in crossed_features and t.removesuffix("_list") in ("string", "int")}
+    return crosses, source, feature_types
+
+
+def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
+    """Checks the input, crosses and output before anything runs; returns the Job or raises PlanError."""
+    if args.num_shards < 0:
+        raise PlanError(f"`--num_shards` must be >= 0 (0: one file per bundle). Received: num_shards={args.num_shards}")
+    if not 0 <= args.max_rejected_share <= 1:
+        raise PlanError(f"`--max_rejected_share` must be between 0 and 1. Received: max_rejected_share={args.max_rejected_share}")
+    crosses, source, feature_types = plan_source(args, crosses, notes)
+    files = list(source.files)
     output = absolute(args.output)
     check_output(output, args.input, files)
     return Job(

@@ -35,7 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_cross.job import binary_formats, json_lines, text_formats
 from beam_cross.job.input_plan import BOM, InputError, InputPlan, list_files, plan_input
 from beam_cross.job.io import FORMATS
-from beam_cross.job.sources import rejection
+from beam_cross.job.rejections import rejection
 
 RANGE_BYTES = 64 << 20
 BLOCK_BYTES = 4 << 20
@@ -49,7 +49,7 @@ class Chunk:
     """Rows read from one block of one file, with the rejected records of that block.
 
     ``rows`` holds the good rows typed by the schema (possibly none); ``rejected`` holds records
-    shaped by :func:`beam_cross.job.sources.rejection`; ``rows_read == rows.num_rows + len(rejected)``.
+    shaped by :func:`beam_cross.job.rejections.rejection`; ``rows_read == rows.num_rows + len(rejected)``.
     ``progress`` is the part of :attr:`InputPlan.total` this chunk stands for.
     """
 
