@@ -23,12 +23,18 @@ time over the floor's, and tf.Transform's time over CrossFeatures'.
     python benchmarks/bench_pipeline.py                      # 1M dicts, 10M rows in RecordBatches
     python benchmarks/bench_pipeline.py --rows 100000 --arrow-rows 1000000   # a quick run
     python benchmarks/bench_pipeline.py --skip-tft           # floor and CrossFeatures only
+    python benchmarks/bench_pipeline.py --buffer-cost        # also: what keeping each element's window costs
+
+``--buffer-cost`` times buffering alone, twice: with ``BufferRows`` (which takes each element's
+``WindowedValue``, as keeping its timestamp and windows requires) and with the same buffering code
+taking the element alone; the difference per element is what Beam's per-window invoker costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -221,6 +227,51 @@ def _batched_floor_dicts(p, rows, shards):
     return _count_rows(crossed, lambda _: 1)
 
 
+class _PlainBatch(list):
+    """Elements without their windows: the batches of ``_BufferElementsOnly``."""
+
+
+class _PlainBatchCoder(beam.coders.Coder):
+    """Estimates a batch's size without encoding it, as ``Batch``'s coder does."""
+
+    def encode(self, value):
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded):
+        return _PlainBatch(pickle.loads(encoded))
+
+    def estimate_size(self, value):
+        return 64 * len(value)
+
+
+beam.coders.registry.register_coder(_PlainBatch, _PlainBatchCoder)
+
+
+class _BufferElementsOnly(BufferRows):
+    """``BufferRows``' buffering without the ``WindowedValue`` parameter (so Beam calls it through its
+    simple invoker); its batches carry no timestamps or windows, which is why CrossFeatures cannot use it."""
+
+    def process(self, element):
+        self._pending.append(element)
+        if len(self._pending) >= self._batch_size:
+            batch, self._pending = _PlainBatch(self._pending), []
+            return (batch,)
+        return ()
+
+    def finish_bundle(self):
+        if self._pending:
+            batch, self._pending = _PlainBatch(self._pending), []
+            return [beam.transforms.window.GlobalWindows.windowed_value(batch)]
+        return None
+
+
+def _buffered(p, rows, shards, buffer):
+    """Buffering alone: generated dicts into batches of 1,024, counted per batch."""
+    kind = _PlainBatch if isinstance(buffer, _BufferElementsOnly) else Batch
+    batches = _rows_source(p, rows, shards, generate_dicts) | "Buffer" >> beam.ParDo(buffer).with_output_types(kind)
+    return _count_rows(batches, len)
+
+
 def _floor_record_batches(p, rows, shards):
     names = [cross.name for cross in CROSSES]
 
@@ -258,6 +309,8 @@ def main(argv=None):
     parser.add_argument("--skip-dicts", action="store_true")
     parser.add_argument("--skip-arrow", action="store_true")
     parser.add_argument("--skip-tft", action="store_true", help="floor and CrossFeatures only")
+    parser.add_argument("--buffer-cost", action="store_true",
+                        help="also time buffering dicts with and without each element's WindowedValue")
     args = parser.parse_args(argv)
     print(f"beam {beam.__version__}, pyarrow {pa.__version__}, numpy {np.__version__}; runner FnApiRunner; "
           f"best of {args.repeat}")
@@ -271,6 +324,11 @@ def main(argv=None):
                 lambda p: _tft_dicts(p, rows, args.shards, os.path.join(temp_dir, "dicts")), rows, args.repeat
             )
             _report("Instance dicts, 2 crosses", rows, floor, ours, theirs, 1.3, 5, batched)
+            if args.buffer_cost:
+                windows = _best(lambda p: _buffered(p, rows, args.shards, BufferRows(1024)), rows, args.repeat)
+                plain = _best(lambda p: _buffered(p, rows, args.shards, _BufferElementsOnly(1024)), rows, args.repeat)
+                print(f"  buffering alone: {windows:.2f} s keeping each element's WindowedValue, {plain:.2f} s "
+                      f"without: {(windows - plain) / rows * 1e6:.2f} us more per element")
         if not args.skip_arrow:
             rows = args.arrow_rows
             floor = _best(lambda p: _floor_record_batches(p, rows, args.shards), rows, args.repeat)
