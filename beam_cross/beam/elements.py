@@ -3,7 +3,10 @@
 No Beam pipeline code here (only ``beam.Row`` to build schema'd outputs): the DoFns of
 :mod:`beam_cross.beam.transforms` hand a list of elements, or one RecordBatch, to an
 :class:`ElementCrosser` and get back, per input row, either the crossed element or a
-:class:`Rejected` record.
+:class:`Rejected` record. A batch flows down once: elements -> one column per feature
+(:func:`~beam_cross.core.batches.fingerprint_values`) -> the core's fold
+(:func:`~beam_cross.core.batches.cross_batch`) -> bins -> output values or columns
+(:func:`bins_as_python`, :func:`bins_as_arrow`) -> elements.
 """
 
 from __future__ import annotations
