@@ -82,6 +82,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from beam_cross import tft as beam_cross_tft
 from beam_cross.beam.elements import ElementCrosser
+from beam_cross.core.arrow_values import is_list_type
+from beam_cross.core.batches import arrow_kind
 from beam_cross.job import writers
 from beam_cross.job.flags import build_parser, crosses_of
 from beam_cross.job.pipeline import METRICS_NAMESPACE, cross_chunk
@@ -95,8 +97,8 @@ READ_COUNTER, TRANSFORMED_COUNTER, REJECTED_COUNTER = "rows_read", "tft_rows_tra
 _log = logging.getLogger("beam_cross")
 
 
-def _counted(name, value):
-    Metrics.counter(METRICS_NAMESPACE, name).inc()
+def _counted(counter, value):
+    counter.inc()
     return value
 
 
@@ -120,16 +122,11 @@ def feature_spec(schema: pa.Schema, crosses) -> dict:
     spec = {}
     for feature in dict.fromkeys(f for c in crosses for f in c.features):
         kind = schema.field(feature).type
-        listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
-        value = kind.value_type if listed else kind
-        if pa.types.is_integer(value):
-            dtype = tf.int64
-        elif pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_binary(value) or pa.types.is_large_binary(value):
-            dtype = tf.string
-        else:
+        dtype = {"int": tf.int64, "string": tf.string}.get(arrow_kind(kind))
+        if dtype is None:
             raise ValueError(f"Feature `{feature}` must hold strings or integers to be a tf.Example feature. "
                              f"Received: Arrow type {kind}")
-        spec[feature] = tf.io.VarLenFeature(dtype) if listed else tf.io.FixedLenFeature([], dtype)
+        spec[feature] = tf.io.VarLenFeature(dtype) if is_list_type(kind) else tf.io.FixedLenFeature([], dtype)
     return spec
 
 
@@ -139,12 +136,13 @@ class _SplitChunk(beam.DoFn):
 
     def __init__(self, crosses, feature_types, features):
         self._crosses, self._feature_types, self._features = crosses, feature_types, features
+        self._rows_read = Metrics.counter(METRICS_NAMESPACE, READ_COUNTER)
 
     def setup(self):
         self._crosser = ElementCrosser(self._crosses, keep_inputs=True, feature_types=self._feature_types)
 
     def process(self, chunk):
-        Metrics.counter(METRICS_NAMESPACE, READ_COUNTER).inc(chunk.rows_read)
+        self._rows_read.inc(chunk.rows_read)
         crossed, records = cross_chunk(self._crosser, chunk)
         for record in (*chunk.rejected, *records):
             yield "rejected", record
@@ -162,9 +160,11 @@ def build_pipeline(pipeline, job, spec, temp_dir):
     # Two FlatMaps rather than a multi-output ParDo: Beam 2.77's DaskRunner mis-routes those.
     valid = tagged | "Valid" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "valid" else [])
     rejected = tagged | "Rejected" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "rejected" else [])
+    rejected_rows = Metrics.counter(METRICS_NAMESPACE, REJECTED_COUNTER)
+    transformed_rows = Metrics.counter(METRICS_NAMESPACE, TRANSFORMED_COUNTER)
     _ = (
         rejected
-        | "RejectedAsJson" >> beam.Map(lambda record: _counted(REJECTED_COUNTER, json.dumps(record, default=writers.json_default)))
+        | "RejectedAsJson" >> beam.Map(lambda record: _counted(rejected_rows, json.dumps(record, default=writers.json_default)))
         | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
     )
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
@@ -177,7 +177,7 @@ def build_pipeline(pipeline, job, spec, temp_dir):
         coder = tft.coders.ExampleProtoCoder(transformed_metadata.schema)
         _ = (
             transformed
-            | "Encode" >> beam.Map(lambda row: _counted(TRANSFORMED_COUNTER, coder.encode(row)))
+            | "Encode" >> beam.Map(lambda row: _counted(transformed_rows, coder.encode(row)))
             | "WriteExamples" >> beam.io.WriteToTFRecord(
                 os.path.join(job.output, "transformed_examples"), file_name_suffix=".tfrecord")
         )

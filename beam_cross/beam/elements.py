@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross.core import errors
+from beam_cross.core.arrow_values import is_list_type
 from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.spec import Cross
@@ -204,7 +205,7 @@ class ElementCrosser:
         if not self.keep_inputs:
             out = out.select([n for n in out.schema.names if n not in self._consumed])
         for cross in self.crosses:
-            listed = any(_is_list_type(batch.schema.field(f).type) for f in cross.features if f in names)
+            listed = any(is_list_type(batch.schema.field(f).type) for f in cross.features if f in names)
             column = bins_as_arrow(crossed.bins[cross.name], crossed.scalar[cross.name], cross, listed)
             out = out.append_column(cross.name, column)
         return out, rejected
@@ -267,10 +268,6 @@ def _readable_row(batch: pa.RecordBatch, row: int) -> dict:
         except (pa.ArrowException, UnicodeDecodeError):
             continue
     return readable
-
-
-def _is_list_type(arrow_type) -> bool:
-    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
 
 
 def _to_row(mapping: dict):

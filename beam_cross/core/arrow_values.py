@@ -15,7 +15,6 @@ from beam_cross.core.errors import FeatureError
 
 STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
                  pa.types.is_large_binary)
-LIST_TYPES = (pa.types.is_list, pa.types.is_large_list)
 # Deduplicate strings when a sample of this many values has at most half distinct values.
 DEDUP_SAMPLE = 4096
 
@@ -40,6 +39,11 @@ def plain(array: pa.Array) -> pa.Array:
         offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         return pa.LargeListArray.from_arrays(pa.array(offsets), pc.list_flatten(array))
     return array
+
+
+def is_list_type(kind: pa.DataType) -> bool:
+    """Whether an Arrow type is a list or a large list (the layouts of a multivalent column)."""
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
 
 
 def _is_type(kind: pa.DataType, test: str) -> bool:
@@ -105,7 +109,7 @@ def check_offsets(array, feature) -> None:
     string or binary array decrease or run past its values (Arrow builds such arrays without
     checking them, and reading them gives wrong values or NumPy errors)."""
     kind = array.type
-    if any(test(kind) for test in LIST_TYPES):
+    if is_list_type(kind):
         offsets, size, what = array.offsets.to_numpy(), len(array.values), "list"
     elif any(test(kind) for test in STRING_TYPES):
         width = np.dtype(np.int64 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else np.int32)

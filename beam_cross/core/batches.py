@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross.core import errors
+from beam_cross.core.arrow_values import is_list_type
 from beam_cross.core.columns import FeatureColumn, check_offsets, feature_column, kind_of
 from beam_cross.core.cross import fold_columns
 from beam_cross.core.errors import FeatureError
@@ -156,7 +157,7 @@ def fingerprint_values(values, feature: str, declared: str | None = None) -> Fea
 def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    listed = pa.types.is_list(array.type) or pa.types.is_large_list(array.type)
+    listed = is_list_type(array.type)
     clean = array.null_count == 0 and not (listed and array.values.null_count)
     if clean:
         try:
@@ -165,7 +166,7 @@ def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
             if error.reason == errors.MALFORMED:
                 raise
         else:
-            if declared is None or len(column.fingerprints) == 0 or _arrow_kind(array.type) in (None, declared):
+            if declared is None or len(column.fingerprints) == 0 or arrow_kind(array.type) in (None, declared):
                 is_list = None if column.row_splits is None else np.ones(len(array), bool)
                 return FeatureValues(column.fingerprints, column.row_splits, is_list, {}, array)
     check_offsets(array, feature)  # a malformed array would read as wrong values below
@@ -177,15 +178,17 @@ def as_python(array) -> list:
     invalid UTF-8 reads as the bytes the fast path hashes instead of failing to decode."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    value_type = array.type.value_type if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) else array.type
+    value_type = array.type.value_type if is_list_type(array.type) else array.type
     if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
         binary = pa.large_binary()
         array = array.cast(binary if value_type == array.type else pa.large_list(binary))
     return array.to_pylist()
 
 
-def _arrow_kind(arrow_type):
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+def arrow_kind(arrow_type):
+    """``"int"`` or ``"string"`` for an Arrow type of integers or strings / binaries (also as list
+    items or dictionary values), else None."""
+    if is_list_type(arrow_type):
         arrow_type = arrow_type.value_type
     if pa.types.is_dictionary(arrow_type):
         arrow_type = arrow_type.value_type

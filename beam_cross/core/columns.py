@@ -20,10 +20,10 @@ from beam_cross.core import errors
 from beam_cross.core._fingerprint import fingerprint64_objects
 from beam_cross.core.arrow_values import (
     DEDUP_SAMPLE,
-    LIST_TYPES,
     arrow_fingerprints,
     check_offsets,
     int_bits,
+    is_list_type,
     plain,
     row_of,
     value_error,
@@ -104,7 +104,7 @@ def _from_arrow(array, feature) -> FeatureColumn:
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     array = plain(array)
     check_offsets(array, feature)
-    if any(test(array.type) for test in LIST_TYPES):
+    if is_list_type(array.type):
         if array.offset or array.null_count:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
             # feature in a tf.Example.

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
+from beam_cross.core.arrow_values import is_list_type
 from beam_cross.job import example_columns
 from beam_cross.job.text_formats import OVERSIZED, PARSE, TYPE, UNKNOWN_COLUMN, one_batch, unknown_message
 from beam_cross.job.tf_example import Example
@@ -153,7 +154,7 @@ _ATTRS = {"bytes": "bytes_list", "int": "int64_list", "float": "float_list"}
 
 def _kind_of(arrow_type) -> tuple[str, bool]:
     """("bytes" | "int" | "float", is_list) of a column type."""
-    is_list = pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+    is_list = is_list_type(arrow_type)
     base = arrow_type.value_type if is_list else arrow_type
     if pa.types.is_integer(base) or pa.types.is_boolean(base):
         return "int", is_list

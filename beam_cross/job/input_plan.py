@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from beam_cross.core.arrow_values import is_list_type
 from beam_cross.job import binary_formats, json_lines, text_formats
 from beam_cross.job.io import FORMATS, InputError, arrow_schema, format_of, parse_schema
 
@@ -186,7 +187,7 @@ def _file_types(path: str, fmt: str, sample_bytes: int, declared) -> tuple[list[
 
 
 def _is_float(kind) -> bool:
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+    if is_list_type(kind):
         kind = kind.value_type
     return pa.types.is_floating(kind)
 

@@ -95,17 +95,15 @@ def cross_chunk(crosser, chunk):
     rows = chunk.rows
     numbered = rows.append_column(_ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     crossed, errors = crosser.cross_record_batch(numbered)
-    if not errors:
-        return (crossed.drop_columns([_ROW]) if crossed is not None else None), []
-    kept = np.zeros(rows.num_rows, bool)
-    if crossed is not None:
-        kept[crossed.column(_ROW).to_numpy()] = True
-    sources = chunk.locate(np.flatnonzero(~kept))
     records = []
-    for error, source in zip(errors, sources):
-        element = {k: v for k, v in error.element.items() if k != _ROW}
-        records.append(rejection(error.reason, f"{source}: {error.message}", element, source=source,
-                                 feature=error.feature, cross=error.cross))
+    if errors:
+        kept = np.zeros(rows.num_rows, bool)
+        if crossed is not None:
+            kept[crossed.column(_ROW).to_numpy()] = True
+        for error, source in zip(errors, chunk.locate(np.flatnonzero(~kept))):
+            element = {k: v for k, v in error.element.items() if k != _ROW}
+            records.append(rejection(error.reason, f"{source}: {error.message}", element, source=source,
+                                     feature=error.feature, cross=error.cross))
     return (crossed.drop_columns([_ROW]) if crossed is not None else None), records
 
 

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from beam_cross.core.arrow_values import is_list_type
+
 # Reasons of rows rejected while reading (the crossing reasons are in beam_cross.core.errors).
 PARSE = "parse"  # not CSV / JSON / a tf.Example, wrong number of fields, a corrupt record
 TYPE = "type"  # a value does not parse as its column's declared or inferred type
@@ -222,7 +224,7 @@ def convert_column(values: pa.Array, field: pa.Field) -> tuple[pa.Array, dict[in
     """CSV cells (binary) as ``field.type``; the problems of the cells that do not convert, by row."""
     kind = field.type
     text, problems = _to_text(values, field)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+    if is_list_type(kind):
         lists = pc.split_pattern(text.fill_null(""), LIST_SEPARATOR)
         lists = pc.if_else(pc.equal(text.fill_null(""), ""), pa.scalar([], lists.type), lists)
         flat = pc.list_flatten(lists)

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from beam_cross.core.arrow_values import is_list_type
+
 
 def _example_class():
     # The message layout of tensorflow/core/example/{example,feature}.proto, declared field by field
@@ -145,7 +147,7 @@ def _lengths(array) -> np.ndarray:
 def _payload(column: pa.Array):
     """(per-row payload of the Feature's list message, Feature tag, packed) or None if not column-wise."""
     kind = column.type
-    listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    listed = is_list_type(kind)
     values = column.flatten() if listed else column
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()

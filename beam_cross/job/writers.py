@@ -23,9 +23,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from beam_cross.core.arrow_values import is_list_type
+from beam_cross.job.io import FORMATS
 from beam_cross.job.tf_example import encode_batch, tfrecord_frames
 
-FORMATS = ("csv", "jsonl", "parquet", "tfrecord")
 SUFFIXES = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "tfrecord": ".tfrecord"}
 LIST_SEPARATOR = "|"
 ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's default row group size (rows)
@@ -88,10 +89,6 @@ class ParquetWriter(_Writer):
             self._writer.close()
 
 
-def _is_list(kind) -> bool:
-    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
-
-
 def _plain(column: pa.Array) -> pa.Array:
     return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
@@ -99,9 +96,9 @@ def _plain(column: pa.Array) -> pa.Array:
 def _csv_column(column: pa.Array) -> pa.Array:
     column = _plain(column)
     kind = column.type
-    if pa.types.is_struct(kind) or pa.types.is_map(kind) or (_is_list(kind) and pa.types.is_nested(kind.value_type)):
+    if pa.types.is_struct(kind) or pa.types.is_map(kind) or (is_list_type(kind) and pa.types.is_nested(kind.value_type)):
         return _json_values(column)  # a nested value: its JSON text in the cell
-    if _is_list(column.type):
+    if is_list_type(column.type):
         values = pc.cast(column, pa.list_(pa.string())) if not pa.types.is_binary(column.type.value_type) else column
         return pc.binary_join(values, LIST_SEPARATOR)
     return column
@@ -162,7 +159,7 @@ def _json_values(column: pa.Array) -> pa.Array:
         texts = pc.if_else(finite, texts, pa.scalar(None, pa.string()))
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         texts = _json_strings(pc.cast(column, pa.string()))
-    elif _is_list(kind) and (pa.types.is_integer(kind.value_type) or pa.types.is_string(kind.value_type)
+    elif is_list_type(kind) and (pa.types.is_integer(kind.value_type) or pa.types.is_string(kind.value_type)
                              or pa.types.is_large_string(kind.value_type) or pa.types.is_dictionary(kind.value_type)):
         inner = _json_values(column.flatten()).fill_null("null")
         lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
