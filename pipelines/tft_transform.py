@@ -82,8 +82,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from beam_cross import tft as beam_cross_tft
 from beam_cross.beam.elements import ElementCrosser
-from beam_cross.core.arrow_values import is_list_type
-from beam_cross.core.batches import arrow_kind
+from beam_cross.core.arrow_values import arrow_kind, is_list_type
 from beam_cross.job import writers
 from beam_cross.job.flags import build_parser, crosses_of
 from beam_cross.job.pipeline import METRICS_NAMESPACE, cross_chunk

@@ -46,6 +46,20 @@ def is_list_type(kind: pa.DataType) -> bool:
     return pa.types.is_list(kind) or pa.types.is_large_list(kind)
 
 
+_WRAPPERS = ("is_list", "is_large_list", "is_list_view", "is_large_list_view", "is_dictionary", "is_run_end_encoded")
+_STRINGS = ("is_string", "is_large_string", "is_binary", "is_large_binary", "is_string_view", "is_binary_view")
+
+
+def arrow_kind(kind: pa.DataType) -> str | None:
+    """``"int"`` or ``"string"`` for an Arrow type of integers or of strings / binaries, in any layout
+    this module reads (plain, large, view, dictionary, run-end encoded, as list items); else None."""
+    while any(_is_type(kind, test) for test in _WRAPPERS):
+        kind = kind.value_type
+    if pa.types.is_integer(kind):
+        return "int"
+    return "string" if any(_is_type(kind, test) for test in _STRINGS) else None
+
+
 def _is_type(kind: pa.DataType, test: str) -> bool:
     check = getattr(pa.types, test, None)  # absent in older pyarrow, which cannot make such arrays
     return bool(check and check(kind))

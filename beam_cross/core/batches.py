@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross.core import errors
-from beam_cross.core.arrow_values import is_list_type
+from beam_cross.core.arrow_values import arrow_kind, is_list_type
 from beam_cross.core.columns import FeatureColumn, check_offsets, feature_column, kind_of
 from beam_cross.core.cross import fold_columns
 from beam_cross.core.errors import FeatureError
@@ -183,20 +183,6 @@ def as_python(array) -> list:
         binary = pa.large_binary()
         array = array.cast(binary if value_type == array.type else pa.large_list(binary))
     return array.to_pylist()
-
-
-def arrow_kind(arrow_type):
-    """``"int"`` or ``"string"`` for an Arrow type of integers or strings / binaries (also as list
-    items or dictionary values), else None."""
-    if is_list_type(arrow_type):
-        arrow_type = arrow_type.value_type
-    if pa.types.is_dictionary(arrow_type):
-        arrow_type = arrow_type.value_type
-    if pa.types.is_integer(arrow_type):
-        return "int"
-    if pa.types.is_string(arrow_type) or pa.types.is_binary(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
-    return None
 
 
 def missing_feature(feature: str, num_rows: int) -> FeatureValues:

@@ -17,7 +17,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to, is_empty
 from apache_beam.transforms.window import FixedWindows, SlidingWindows, TimestampedValue
 
-from beam_cross import Cross, FeatureError
+from beam_cross import Cross, FeatureError, hashed_cross
 from beam_cross.beam.transforms import CrossFeatures, Rejected
 from beam_cross.core import errors
 
@@ -423,3 +423,37 @@ def test_label_and_display_data():
 def test_rejected_is_the_documented_named_tuple():
     assert Rejected._fields == ("element", "reason", "feature", "cross", "message")
     assert issubclass(FeatureError, ValueError)
+
+
+def _string_layouts():
+    plain = pa.array(["fr", "us", "fr"])
+    layouts = {
+        "string": plain, "large_string": plain.cast(pa.large_string()), "binary": plain.cast(pa.binary()),
+        "large_binary": plain.cast(pa.large_binary()), "dictionary": plain.dictionary_encode(),
+        "large_list<large_binary>": pa.LargeListArray.from_arrays(pa.array([0, 1, 2, 3]), plain.cast(pa.large_binary())),
+    }
+    if hasattr(pa, "string_view"):  # pyarrow >= 16
+        layouts["string_view"] = plain.cast(pa.string_view())
+        layouts["binary_view"] = plain.cast(pa.binary_view())
+    if hasattr(pa.compute, "run_end_encode"):
+        layouts["run_end_encoded"] = pa.compute.run_end_encode(plain)
+    return layouts
+
+
+@pytest.mark.parametrize("layout", sorted(_string_layouts()))
+def test_a_declared_kind_rejects_strings_in_every_arrow_layout(layout):
+    """A string column declared `int` is rejected row by row whatever its Arrow layout (TFXIO gives
+    large_list<large_binary>), and declared `string` it is crossed."""
+    from beam_cross.beam.elements import ElementCrosser
+
+    column = _string_layouts()[layout]
+    batch = pa.RecordBatch.from_arrays([column, pa.array([1, 2, 3])], names=["country", "hour"])
+    cross = Cross(["country", "hour"], 100)
+    out, rejected = ElementCrosser([cross], feature_types={"country": "int"}).cross_record_batch(batch)
+    assert out is None
+    assert [(r.reason, r.feature) for r in rejected] == [(errors.MIXED_KINDS, "country")] * 3
+    out, rejected = ElementCrosser([cross], feature_types={"country": "string"}).cross_record_batch(batch)
+    assert rejected == []
+    ids = out.column(cross.name).to_pylist()
+    flat = [i[0] if isinstance(i, list) else i for i in ids]
+    assert flat == hashed_cross([["fr", "us", "fr"], [1, 2, 3]], 100).tolist()
