@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -24,16 +23,15 @@ import uuid
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.internal.cloudpickle import cloudpickle as beam_cloudpickle
 from apache_beam.options.pipeline_options import PipelineOptions
+from remote_workers import ship_by_value
 
 from beam_cross import Cross, hashed_cross
 from beam_cross.beam.transforms import CrossFeatures
 
 pytestmark = pytest.mark.slow
 
-for _pickler in (beam_cloudpickle, pytest.importorskip("cloudpickle", reason="Dask ships tasks with cloudpickle")):
-    _pickler.register_pickle_by_value(sys.modules[__name__])
+ship_by_value(__name__)
 
 SEEDS, ROWS_PER_SEED = 200, 1000
 CROSS = Cross(["country", "hour"], 1_000_003)
