@@ -1,18 +1,30 @@
-"""FarmHash ``Fingerprint64`` of strings and TensorFlow's ``FingerprintCat64`` fold, over NumPy arrays.
+"""FarmHash ``Fingerprint64`` of strings and TensorFlow's ``FingerprintCat64`` fold: the compiled
+kernel, and the NumPy path it falls back to.
 
-``Fingerprint64`` (farmhash ``farmhashna::Hash64``, the "forever-fixed" fingerprint TensorFlow uses
-for strings) comes from the compiled ``pyfarmhash`` (module ``farmhash``), one call per value. For
-strings of at most 64 bytes already in Arrow layout (``offsets``, ``data`` buffers), a vectorized
-NumPy version of farmhash's short-string cases is faster than making a Python object per value, so
-it is kept for those only. ``FingerprintCat64`` is written from TensorFlow's ``fingerprint.h``.
-Every array here is ``uint64``, where NumPy arithmetic wraps modulo 2**64 as the C++ code does.
+Two kernels compute the same bits:
+
+- ``"c"``: the optional extension :mod:`beam_cross.core._kernel` (``_kernel.c``, built with the
+  package where a C compiler is present): hashing, the fold and the modulo in one pass over Python
+  objects, NumPy and Arrow buffers;
+- ``"numpy"``: ``Fingerprint64`` from the compiled ``pyfarmhash`` (module ``farmhash``), one call per
+  value, with a vectorized NumPy version of farmhash's short-string cases for strings of at most
+  64 bytes in Arrow layout, and the fold in NumPy.
+
+:data:`KERNEL` says which one is in use: the compiled one when it imports, unless the environment
+variable ``BEAM_CROSS_KERNEL`` is ``numpy`` (``c`` makes a missing extension an ImportError).
+``FingerprintCat64`` is written from TensorFlow's ``fingerprint.h``. Every array here is ``uint64``,
+where NumPy arithmetic wraps modulo 2**64 as the C++ code does.
 """
 
 from __future__ import annotations
 
+import os
+
 import farmhash
 import numpy as np
 import pyarrow as pa
+
+KERNEL_ENV = "BEAM_CROSS_KERNEL"
 
 
 def _check_farmhash() -> None:
@@ -28,6 +40,34 @@ def _check_farmhash() -> None:
 
 
 _check_farmhash()
+
+
+def _load_kernel():
+    """The compiled kernel module, or None for the NumPy path (see the module docstring)."""
+    choice = os.environ.get(KERNEL_ENV, "").strip().lower()
+    if choice not in ("", "c", "numpy"):
+        raise ImportError(f"{KERNEL_ENV} must be `c` or `numpy` (or unset). Received: {KERNEL_ENV}={choice!r}")
+    if choice == "numpy":
+        return None
+    try:
+        from beam_cross.core import _kernel
+    except ImportError as error:
+        if choice == "c":
+            raise ImportError(
+                f"{KERNEL_ENV}=c, but the compiled kernel beam_cross.core._kernel is not installed "
+                f"(it is built when the package is installed with a C compiler): {error}"
+            ) from None
+        return None
+    return _kernel
+
+
+_C = _load_kernel()
+KERNEL = "c" if _C is not None else "numpy"
+
+
+def compiled() -> bool:
+    """Whether the compiled kernel is in use."""
+    return _C is not None
 
 _U = np.uint64
 K0 = _U(0xC3A5C85C97CB3127)
@@ -157,7 +197,39 @@ def fingerprint64_objects(values, count: int = -1) -> np.ndarray:
     >>> fingerprint64_objects(["a", b"a"]).tolist()
     [12917804110809363939, 12917804110809363939]
     """
+    if _C is not None and isinstance(values, (list, tuple, np.ndarray)):
+        fingerprints, kinds = object_fingerprints(values)
+        if kinds is not None and kinds <= _STRING:
+            return fingerprints
     return np.fromiter(map(farmhash.fingerprint64, values), np.uint64, count)
+
+
+_STRING, _INT = 1, 2  # the kinds the compiled kernel reports, as bits
+
+
+def object_fingerprints(values) -> tuple[np.ndarray | None, int | None]:
+    """With the compiled kernel: the fingerprints of a list, tuple or 1-D object array whose values
+    are all exact ``str``, ``bytes`` or ``int`` (within int64 / uint64), and the kinds seen (bit 1
+    strings, bit 2 integers; 0 when empty). ``(None, None)`` when a value is of any other type, or
+    without the kernel: the caller then applies the value rule in Python.
+    """
+    if _C is None or (isinstance(values, np.ndarray) and (values.dtype != object or values.ndim != 1)):
+        return None, None
+    out = np.empty(len(values), np.uint64)
+    kinds = _C.fingerprint_objects(values, out)
+    return (out, kinds) if kinds >= 0 else (None, None)
+
+
+def fingerprint64_fixed(flat: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """With the compiled kernel: ``Fingerprint64`` of each value of a 1-D NumPy ``S`` / ``U`` array, as
+    NumPy gives the values (trailing NULs are padding; ``U`` hashed as UTF-8), and -1; or ``(None, i)``
+    when value ``i`` is not valid Unicode. ``(None, -1)`` without the kernel."""
+    if _C is None:
+        return None, -1
+    flat = np.ascontiguousarray(flat, flat.dtype.newbyteorder("="))  # the kernel reads native UCS-4
+    out = np.empty(len(flat), np.uint64)
+    bad = _C.fingerprint_fixed(flat, flat.dtype.itemsize, flat.dtype.kind == "U", out) if len(flat) else -1
+    return (out, -1) if bad < 0 else (None, bad)
 
 
 def fingerprint64_buffers(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
@@ -167,6 +239,10 @@ def fingerprint64_buffers(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     hashed here, vectorized; longer ones by pyfarmhash.
     """
     offsets = np.asarray(offsets)
+    if _C is not None and offsets.dtype in (np.int32, np.int64):
+        out = np.empty(max(len(offsets) - 1, 0), np.uint64)
+        _C.fingerprint_buffers(np.ascontiguousarray(offsets), offsets.dtype.itemsize, np.ascontiguousarray(data, np.uint8), out)
+        return out
     lengths = (offsets[1:] - offsets[:-1]).astype(np.uint64)
     out = np.empty(len(lengths), dtype=np.uint64)
     classes = np.searchsorted(_LENGTH_BOUNDS, lengths, side="right")
@@ -203,6 +279,9 @@ def fold_bins(seed: int, columns: list[np.ndarray], modulus: int = 0) -> np.ndar
     """
     n = len(columns[0])
     out = np.empty(n, np.uint64)
+    if _C is not None and n:
+        _C.fold(seed % 2**64, [np.ascontiguousarray(c, np.uint64) for c in columns], modulus, out)
+        return out
     scratch = np.empty((2, min(n, _FOLD_CHUNK_ROWS)), np.uint64)
     seed_key = _U(seed) ^ K_MUL
     mod = _U(modulus)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from beam_cross.core import errors
-from beam_cross.core._fingerprint import fingerprint64_buffers
+from beam_cross.core._fingerprint import compiled, fingerprint64_buffers
 from beam_cross.core.errors import FeatureError
 
 STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
@@ -76,7 +76,8 @@ def arrow_fingerprints(array: pa.Array, feature) -> tuple[np.ndarray, str]:
         values, value_kind = arrow_fingerprints(array.dictionary, feature)
         return values[array.indices.to_numpy(zero_copy_only=False)], value_kind
     if any(test(kind) for test in STRING_TYPES):
-        if len(array) > 2 * DEDUP_SAMPLE:
+        # The compiled kernel hashes a short string faster than Arrow finds its duplicates.
+        if len(array) > 2 * DEDUP_SAMPLE and not compiled():
             sample = array.slice(0, DEDUP_SAMPLE)
             if len(sample.unique()) * 2 <= DEDUP_SAMPLE:
                 encoded = array.dictionary_encode()

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross.core import errors
-from beam_cross.core._fingerprint import fingerprint64_objects
+from beam_cross.core._fingerprint import fingerprint64_fixed, fingerprint64_objects, object_fingerprints
 from beam_cross.core.arrow_values import (
     DEDUP_SAMPLE,
     arrow_fingerprints,
@@ -124,7 +124,11 @@ def _from_arrow(array, feature) -> FeatureColumn:
 
 
 _NONE = type(None)
-_BYTES_TYPES = frozenset({bytes, np.bytes_})
+_BOTH_KINDS = 3  # object_fingerprints saw strings and integers: the slow path names the mixed value
+# np.bytes_ is left out: its value is its bytes less trailing NULs (the value rule), which only the
+# slow path strips.
+_FAST_STRING_TYPES = frozenset({str, bytes, np.str_})
+_BYTES_TYPES = frozenset({bytes})
 _ROW_LIST_TYPES = frozenset({list, tuple, np.ndarray, _NONE})
 _MULTIVALENT_SHAPE = "a multivalent column must be 1-D (one list per row)."
 
@@ -132,7 +136,7 @@ _MULTIVALENT_SHAPE = "a multivalent column must be 1-D (one list per row)."
 def _arrow_value_type(types: set):
     """The Arrow type for values whose exact Python types are ``types``, if every one of them is
     crossed as it is (see :mod:`beam_cross.core.errors`); None sends the column to the slow path."""
-    if types <= errors.STRING_TYPES:
+    if types <= _FAST_STRING_TYPES:
         return pa.binary() if types & _BYTES_TYPES else pa.string()
     if types <= errors.INT_TYPES:
         return pa.int64()
@@ -147,6 +151,9 @@ def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
     other column is checked and converted value by value, so a value's outcome never depends on
     its neighbours."""
     values = np.ascontiguousarray(values.reshape(-1))
+    fingerprints, kinds = object_fingerprints(values)  # the compiled kernel: exact str, bytes, int
+    if kinds is not None and kinds != _BOTH_KINDS:
+        return FeatureColumn(fingerprints, None, shape)
     try:
         column = _fast_objects(values, feature, shape)
     except FeatureError as error:
@@ -253,6 +260,11 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
         return FeatureColumn(int_bits(values.reshape(-1)), None, shape)
     if kind in "US":
         flat = values.reshape(-1)
+        fingerprints, bad = fingerprint64_fixed(flat)  # the compiled kernel
+        if fingerprints is not None:
+            return FeatureColumn(fingerprints, None, shape)
+        if bad >= 0:
+            raise value_error(feature, errors.UNSUPPORTED, flat[bad].item(), bad)
         if _has_inner_nul(flat):  # Arrow's NumPy conversion would cut these strings at the NUL
             return _from_objects(flat.astype(object), feature, shape)
         try:

@@ -10,8 +10,9 @@ its batch, the runner or ``PYTHONHASHSEED``:
 - Python and NumPy integers of every width, and 0-d integer arrays, are their int64 bits (a
   uint64 above ``2**63 - 1`` keeps its 64 bits); ``bool`` / ``np.bool_`` are not integers here.
 - ``str`` / ``np.str_`` are their UTF-8 bytes (every character, also the trailing NULs NumPy's
-  repr hides); ``bytes`` / ``np.bytes_`` are their bytes; a 0-d string array is the string it
-  holds.
+  repr hides); ``bytes`` are their bytes; an ``np.bytes_`` is its bytes less its trailing NULs,
+  as NumPy itself gives the values of an ``S`` array (and as pickling, hence Beam, carries an
+  ``np.bytes_``); a 0-d string array is the string it holds.
 - Rejected, each with a reason: ``None`` (``null``); floats and complex numbers of any type, and
   0-d float arrays (``float``); bools (``bool``); integers outside int64 / uint64 (``out_of_range``);
   sets and other unordered containers, dicts, ``bytearray`` / ``memoryview`` (mutable buffers: pass
@@ -152,7 +153,11 @@ def canonical(value, kind: str):
         value = value[()]
     if kind == INT:
         return int(value) % _UINT64_END
-    return value.encode("utf-8") if isinstance(value, str) else b"".join((value,))
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if type(value) is np.bytes_:  # NumPy's value of an 'S' item: trailing NULs are padding
+        return bytes(value).rstrip(b"\x00")
+    return b"".join((value,))
 
 
 # The detail of an element that is not a row at all (its FeatureError has no feature).
