@@ -6,9 +6,6 @@ pipeline (``Create(range(shards)) | FlatMap(generate)``, deterministic), with th
 - the floor: the same pipeline with the cross replaced by the cheapest step of the same shape
   (copy each dict and add the new int fields; append one int64 list column per cross to each
   RecordBatch), i.e. what Beam itself costs;
-- for dicts, the batched floor: the floor's work behind the same batching step as CrossFeatures
-  (``BufferRows``, keeping each element's timestamp and windows), i.e. what Beam charges any
-  transform that batches elements correctly, before a single value is crossed;
 - ``CrossFeatures``;
 - tf.Transform: ``tft_beam.AnalyzeAndTransformDataset`` whose ``preprocessing_fn`` calls
   ``tf.sparse.cross_hashed`` (instance dicts + ``DatasetMetadata``; RecordBatches through a
@@ -23,18 +20,13 @@ time over the floor's, and tf.Transform's time over CrossFeatures'.
     python benchmarks/bench_pipeline.py                      # 1M dicts, 10M rows in RecordBatches
     python benchmarks/bench_pipeline.py --rows 100000 --arrow-rows 1000000   # a quick run
     python benchmarks/bench_pipeline.py --skip-tft           # floor and CrossFeatures only
-    python benchmarks/bench_pipeline.py --buffer-cost        # also: what keeping each element's window costs
-
-``--buffer-cost`` times buffering alone, twice: with ``BufferRows`` (which takes each element's
-``WindowedValue``, as keeping its timestamp and windows requires) and with the same buffering code
-taking the element alone; the difference per element is what Beam's per-window invoker costs.
+    BEAM_CROSS_KERNEL=numpy python benchmarks/bench_pipeline.py   # without the compiled kernel
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -47,8 +39,8 @@ import pyarrow as pa  # noqa: E402
 from apache_beam.metrics import Metrics  # noqa: E402
 from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 
+import beam_cross.core  # noqa: E402
 from beam_cross import Cross  # noqa: E402
-from beam_cross.beam.batching import Batch, BufferRows  # noqa: E402
 from beam_cross.beam.transforms import CrossFeatures  # noqa: E402
 
 COUNTRIES = np.array([f"country_{i}" for i in range(200)], dtype=object)
@@ -203,75 +195,6 @@ def _floor_dicts(p, rows, shards):
     return _count_rows(crossed, lambda _: 1)
 
 
-class _AddFieldsToBatch(beam.DoFn):
-    """The floor's work on each element of a buffered batch, each output keeping its own
-    timestamp and windows, as CrossFeatures' crossing step does."""
-
-    def __init__(self, names):
-        self._names = names
-
-    def process(self, batch):
-        zeros = dict.fromkeys(self._names, 0)
-        return [windowed.with_value({**windowed.value, **zeros}) for windowed in batch]
-
-
-def _batched_floor_dicts(p, rows, shards):
-    """The floor behind the same batching step as CrossFeatures (``BufferRows``, which keeps each
-    element's timestamp and windows): what any batching transform costs on Beam, before crossing."""
-    names = [cross.name for cross in CROSSES]
-    crossed = (
-        _rows_source(p, rows, shards, generate_dicts)
-        | "Buffer" >> beam.ParDo(BufferRows(1024)).with_output_types(Batch)
-        | "Floor" >> beam.ParDo(_AddFieldsToBatch(names))
-    )
-    return _count_rows(crossed, lambda _: 1)
-
-
-class _PlainBatch(list):
-    """Elements without their windows: the batches of ``_BufferElementsOnly``."""
-
-
-class _PlainBatchCoder(beam.coders.Coder):
-    """Estimates a batch's size without encoding it, as ``Batch``'s coder does."""
-
-    def encode(self, value):
-        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-
-    def decode(self, encoded):
-        return _PlainBatch(pickle.loads(encoded))
-
-    def estimate_size(self, value):
-        return 64 * len(value)
-
-
-beam.coders.registry.register_coder(_PlainBatch, _PlainBatchCoder)
-
-
-class _BufferElementsOnly(BufferRows):
-    """``BufferRows``' buffering without the ``WindowedValue`` parameter (so Beam calls it through its
-    simple invoker); its batches carry no timestamps or windows, which is why CrossFeatures cannot use it."""
-
-    def process(self, element):
-        self._pending.append(element)
-        if len(self._pending) >= self._batch_size:
-            batch, self._pending = _PlainBatch(self._pending), []
-            return (batch,)
-        return ()
-
-    def finish_bundle(self):
-        if self._pending:
-            batch, self._pending = _PlainBatch(self._pending), []
-            return [beam.transforms.window.GlobalWindows.windowed_value(batch)]
-        return None
-
-
-def _buffered(p, rows, shards, buffer):
-    """Buffering alone: generated dicts into batches of 1,024, counted per batch."""
-    kind = _PlainBatch if isinstance(buffer, _BufferElementsOnly) else Batch
-    batches = _rows_source(p, rows, shards, generate_dicts) | "Buffer" >> beam.ParDo(buffer).with_output_types(kind)
-    return _count_rows(batches, len)
-
-
 def _floor_record_batches(p, rows, shards):
     names = [cross.name for cross in CROSSES]
 
@@ -286,17 +209,14 @@ def _floor_record_batches(p, rows, shards):
     return _count_rows(crossed, lambda batch: batch.num_rows)
 
 
-def _report(title, rows, floor, ours, theirs, floor_target, tft_target, batched_floor=None):
+def _report(title, rows, floor, ours, theirs, floor_target, tft_target):
     print(f"\n{title}: {rows:,} rows")
     print(f"  floor (Beam)  : {floor:8.2f} s  {rows / floor:14,.0f} rows/s")
-    if batched_floor is not None:
-        print(f"  batched floor : {batched_floor:8.2f} s  {rows / batched_floor:14,.0f} rows/s   "
-              f"{batched_floor / floor:5.2f}x the floor's time; CrossFeatures {ours / batched_floor:5.2f}x its time")
     print(f"  CrossFeatures : {ours:8.2f} s  {rows / ours:14,.0f} rows/s   "
           f"{ours / floor:5.2f}x the floor's time (target <= {floor_target}x)")
     if theirs is not None:
         print(f"  tf.Transform  : {theirs:8.2f} s  {rows / theirs:14,.0f} rows/s   "
-              f"CrossFeatures {theirs / ours:5.2f}x faster" + (f" (target >= {tft_target}x)" if tft_target else ""))
+              f"CrossFeatures {theirs / ours:5.2f}x faster (target >= {tft_target}x)")
     sys.stdout.flush()
 
 
@@ -309,26 +229,18 @@ def main(argv=None):
     parser.add_argument("--skip-dicts", action="store_true")
     parser.add_argument("--skip-arrow", action="store_true")
     parser.add_argument("--skip-tft", action="store_true", help="floor and CrossFeatures only")
-    parser.add_argument("--buffer-cost", action="store_true",
-                        help="also time buffering dicts with and without each element's WindowedValue")
     args = parser.parse_args(argv)
-    print(f"beam {beam.__version__}, pyarrow {pa.__version__}, numpy {np.__version__}; runner FnApiRunner; "
+    print(f"kernel {beam_cross.core.KERNEL}; beam {beam.__version__}, pyarrow {pa.__version__}, numpy {np.__version__}; runner FnApiRunner; "
           f"best of {args.repeat}")
     with tempfile.TemporaryDirectory() as temp_dir:
         if not args.skip_dicts:
             rows = args.rows
             floor = _best(lambda p: _floor_dicts(p, rows, args.shards), rows, args.repeat)
-            batched = _best(lambda p: _batched_floor_dicts(p, rows, args.shards), rows, args.repeat)
             ours = _best(lambda p: _ours_dicts(p, rows, args.shards), rows, args.repeat)
             theirs = None if args.skip_tft else _best(
                 lambda p: _tft_dicts(p, rows, args.shards, os.path.join(temp_dir, "dicts")), rows, args.repeat
             )
-            _report("Instance dicts, 2 crosses", rows, floor, ours, theirs, 1.3, 5, batched)
-            if args.buffer_cost:
-                windows = _best(lambda p: _buffered(p, rows, args.shards, BufferRows(1024)), rows, args.repeat)
-                plain = _best(lambda p: _buffered(p, rows, args.shards, _BufferElementsOnly(1024)), rows, args.repeat)
-                print(f"  buffering alone: {windows:.2f} s keeping each element's WindowedValue, {plain:.2f} s "
-                      f"without: {(windows - plain) / rows * 1e6:.2f} us more per element")
+            _report("Instance dicts, 2 crosses", rows, floor, ours, theirs, 1.3, 6)
         if not args.skip_arrow:
             rows = args.arrow_rows
             floor = _best(lambda p: _floor_record_batches(p, rows, args.shards), rows, args.repeat)
@@ -336,7 +248,7 @@ def main(argv=None):
             theirs = None if args.skip_tft else _best(
                 lambda p: _tft_record_batches(p, rows, args.shards, os.path.join(temp_dir, "arrow")), rows, args.repeat
             )
-            _report("RecordBatches (TFXIO layout), 2 crosses", rows, floor, ours, theirs, 1.3, None)
+            _report("RecordBatches (TFXIO layout), 2 crosses", rows, floor, ours, theirs, 1.3, 2.5)
 
 
 if __name__ == "__main__":

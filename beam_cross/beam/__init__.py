@@ -1,4 +1,4 @@
-"""The Beam front door: ``CrossFeatures``, its batching and schemas, MLTransform and the Beam YAML provider.
+"""The Beam front door: ``CrossFeatures`` with its elements and schemas, MLTransform and the Beam YAML provider.
 
 It imports Beam and :mod:`beam_cross.core`; ``CrossFeatures(engine="tensorflow")`` alone loads
 :mod:`beam_cross.tf.engine`, on first use. It never imports :mod:`beam_cross.job`.

@@ -1,11 +1,12 @@
-"""Crossing Beam elements: instance dicts, schema'd rows and Arrow RecordBatches, a batch at a time.
+"""Crossing Beam elements: instance dicts, schema'd rows and Arrow RecordBatches.
 
-No Beam pipeline code here (only ``beam.Row`` to build schema'd outputs): the DoFns of
-:mod:`beam_cross.beam.transforms` hand a list of elements, or one RecordBatch, to an
-:class:`ElementCrosser` and get back, per input row, either the crossed element or a
-:class:`Rejected` record. A batch flows down once: elements -> one column per feature
-(:func:`~beam_cross.core.batches.fingerprint_values`) -> the core's fold
-(:func:`~beam_cross.core.batches.cross_batch`) -> bins -> output values or columns
+No Beam pipeline code here (only ``beam.Row`` to build schema'd outputs): the DoFn of
+:mod:`beam_cross.beam.transforms` crosses a dict of plain values with the core's
+:class:`~beam_cross.core.rows.RowPlan` (:meth:`ElementCrosser.row_plan`), and hands every other element
+(lists, values the value rule rejects, rows, one RecordBatch) to an :class:`ElementCrosser`, getting
+back, per input row, either the crossed element or a :class:`Rejected` record. A batch flows down once:
+elements -> one column per feature (:func:`~beam_cross.core.batches.fingerprint_values`) -> the core's
+fold (:func:`~beam_cross.core.batches.cross_batch`) -> bins -> output values or columns
 (:func:`bins_as_python`, :func:`bins_as_arrow`) -> elements.
 """
 
@@ -23,6 +24,7 @@ from beam_cross.core import errors
 from beam_cross.core.arrow_values import is_list_type
 from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature
 from beam_cross.core.errors import FeatureError
+from beam_cross.core.rows import RowPlan
 from beam_cross.core.spec import Cross
 
 
@@ -45,7 +47,7 @@ def rejected_from(element, error: FeatureError) -> Rejected:
     return Rejected(element, error.reason, error.feature, error.cross, str(error))
 
 
-def _as_mapping(element):
+def as_mapping(element):
     """A dict view of a dict, ``beam.Row`` or NamedTuple, and whether it was a row; None otherwise."""
     if isinstance(element, dict):
         return element, False
@@ -77,6 +79,13 @@ class ElementCrosser:
         self._consumed = set(self.features)
         # Cross names that must not already be a field of an element (the output would overwrite it).
         self._guarded = tuple(c.name for c in self.crosses if keep_inputs or c.name not in self._consumed)
+
+    def row_plan(self) -> RowPlan | None:
+        """The core's one-row fast path for these crosses (None when a cross is one_hot, whose rows
+        the general path checks)."""
+        if any(cross.output_mode != "int" for cross in self.crosses):
+            return None
+        return RowPlan(self.crosses, keep_inputs=self.keep_inputs, feature_types=self.feature_types, guarded=self._guarded)
 
     def _fingerprint(self, get_column, num_rows):
         columns = {}
@@ -135,7 +144,7 @@ class ElementCrosser:
         else:
             rows, positions, is_row = [], [], []
             for position, element in enumerate(elements):
-                mapping, row_like = _as_mapping(element)
+                mapping, row_like = as_mapping(element)
                 if mapping is None:
                     error = FeatureError(None, errors.UNSUPPORTED, errors.NOT_A_ROW, element)
                     if self.raise_errors:
@@ -162,7 +171,7 @@ class ElementCrosser:
             return crossed_rows, rejected
         for row, out in zip(kept, crossed_rows):
             if is_row is not None and is_row[row]:
-                out = _to_row(out)
+                out = to_row(out)
             outputs[row if positions is None else positions[row]] = out
         return outputs, rejected
 
@@ -270,7 +279,7 @@ def _readable_row(batch: pa.RecordBatch, row: int) -> dict:
     return readable
 
 
-def _to_row(mapping: dict):
+def to_row(mapping: dict):
     import apache_beam as beam  # only schema'd inputs need it, and they come from Beam
 
     return beam.Row(**mapping)

@@ -2,7 +2,8 @@
 
 The declared type of a feature decides its kind (a ``str`` field only accepts strings) and whether
 it is multivalent (a ``Sequence[...]`` field); the output schema adds one field per cross: ``int``,
-``Sequence[int]`` when any of its features is a sequence, or ``Sequence[int]`` for one_hot.
+``Sequence[int]`` when any of its features is a sequence, or for one_hot, and ``Any`` when a feature is
+typed ``Any`` (its values may be lists or scalars).
 """
 
 from __future__ import annotations
@@ -72,6 +73,20 @@ def declared_kinds(element_type, crosses) -> dict[str, str]:
     return kinds
 
 
+def _cross_type(cross, feature_types):
+    """The type of a cross field: ``Sequence[int]`` for one_hot or when a feature is a sequence, ``int``
+    when every feature is a scalar the schema types, and ``Any`` when a feature's schema type says
+    neither (``Any``): its values may be lists or scalars, so the cross may be a list or an int."""
+    if cross.output_mode == "one_hot":
+        return typing.Sequence[int]
+    unwrapped = [_unwrap(t) for t in feature_types]
+    if any(is_sequence for _, is_sequence in unwrapped):
+        return typing.Sequence[int]
+    if all(_kind(base) is not None for base, _ in unwrapped):
+        return int
+    return typing.Any
+
+
 def output_row_type(element_type, crosses, keep_inputs: bool):
     """The Row type of the outputs for a schema'd input type, else None."""
     fields = schema_fields(element_type)
@@ -86,6 +101,5 @@ def output_row_type(element_type, crosses, keep_inputs: bool):
                 f"Cross `{cross.name}` would overwrite the input field `{cross.name}`; give the cross another "
                 f"name (Cross(..., name=...)). Received: fields={list(types)}"
             )
-        multivalent = any(_unwrap(types[f])[1] for f in cross.features)
-        out.append((cross.name, typing.Sequence[int] if multivalent or cross.output_mode == "one_hot" else int))
+        out.append((cross.name, _cross_type(cross, [types[f] for f in cross.features])))
     return RowTypeConstraint.from_fields(out)

@@ -2,9 +2,9 @@
 
 Elements are instance dicts, schema'd rows (``beam.Row``, NamedTuple) or ``pyarrow.RecordBatch``
 (what tfx_bsl's TFXIO produces); each comes back as the same kind of element with one new field per
-cross. Dicts and rows are buffered per bundle (:mod:`beam_cross.beam.batching`) and crossed a column at a
-time by the next step, which emits from ``process`` only; a RecordBatch already is a batch. Each
-element keeps its own timestamp and window.
+cross. Each element is crossed as it comes, in ``process``: a dict or row on its own (one call into the
+compiled kernel when its features are plain values), a RecordBatch as the batch it is. Nothing is
+buffered, so each element keeps its own timestamp, window and pane, on every runner.
 
 Nothing is lost: a row that cannot be crossed fails the pipeline with a :class:`FeatureError`
 naming the feature, the cross and the value, or, with :meth:`CrossFeatures.with_exception_handling`,
@@ -14,26 +14,22 @@ count ``rows_crossed`` and ``rows_rejected_<reason>``.
 
 from __future__ import annotations
 
-import operator
 import typing
+import warnings
 from collections.abc import Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
-from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_cross.beam import frames
-from beam_cross.beam.batching import Batch, BufferRows, KeyByBatch
-from beam_cross.beam.elements import ElementCrosser, Rejected
+from beam_cross.beam.elements import ElementCrosser, Rejected, as_mapping, to_row
 from beam_cross.beam.schemas import declared_kinds, output_row_type
 from beam_cross.core.spec import Cross, check_crosses
 
 __all__ = ["CrossFeatures", "Rejected"]
 
 ENGINES = ("numpy", "tensorflow")
-ERRORS_TAG = "errors"
-_VALUE_OF = operator.attrgetter("value")
 METRICS_NAMESPACE = "beam_cross"
 
 
@@ -68,11 +64,20 @@ def _make_engine(name):
     return None
 
 
-class _CrossingDoFn(beam.DoFn):
-    """Shared by both batching strategies: crossing, counting, and routing or raising errors.
+class _CrossElementsDoFn(beam.DoFn):
+    """Crosses each element as it comes, in ``process``: a dict or row on its own, a RecordBatch
+    (Table, DataFrame) as the batch it is. Nothing is buffered and nothing is emitted from
+    ``finish_bundle``, so every output keeps its input's timestamp, windows and pane by construction,
+    and a batched consumer right after (``WriteToJson``) gets every row.
 
-    With a ``threshold`` below 1, a bundle whose share of rejected rows exceeds it fails (at the
-    end of the bundle, so the share is over the whole bundle)."""
+    A dict whose crossed features are plain values is crossed by the core's
+    :class:`~beam_cross.core.rows.RowPlan` (one call into the compiled kernel); any other element by
+    :class:`~beam_cross.beam.elements.ElementCrosser`, which crosses lists, applies the whole value
+    rule and names why a row is rejected. With ``route_errors`` the output is ``(True, crossed)`` /
+    ``(False, Rejected)`` pairs (split by the transform into two PCollections).
+
+    Counters are kept per bundle and added once at its end; with a ``threshold`` below 1, a bundle
+    whose share of rejected rows exceeds it fails there (the share is over the whole bundle)."""
 
     def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors, threshold=1.0):
         self._args = (crosses, keep_inputs, engine, feature_types)
@@ -85,98 +90,71 @@ class _CrossingDoFn(beam.DoFn):
             crosses, keep_inputs=keep_inputs, engine=_make_engine(engine), feature_types=feature_types,
             raise_errors=not self._route_errors,
         )
+        self._plan = self._crosser.row_plan() if engine == "numpy" else None
+        self._cross_row = self._plan.cross if self._plan is not None else None
         self._crossed_counter = Metrics.counter(METRICS_NAMESPACE, "rows_crossed")
         self._rejected_counters = {}
 
     def start_bundle(self):
-        self._bundle_rows = self._bundle_rejected = 0
+        self._crossed = 0
+        self._rejected = {}  # reason -> rows
+
+    def process(self, element):
+        # Not a generator: a tuple is cheaper, and most elements take the first branch.
+        if self._cross_row is not None and type(element) is dict:
+            out = self._cross_row(element)
+            if out is not None:
+                self._crossed += 1
+                return ((True, out),) if self._route_errors else (out,)
+        outcomes = self._cross_other(element)
+        if self._route_errors:
+            return outcomes
+        return [value for _, value in outcomes]  # the crosser raised on a rejected row
+
+    def _cross_other(self, element) -> list:
+        """``(ok, value)`` pairs for an element off the fast path."""
+        if frames.is_batch(element):
+            out, rejected = frames.cross_batch(self._crosser, element)
+            crossed = frames.num_rows(out)
+            outcomes = ([(True, out)] if out is not None else []) + [(False, record) for record in rejected]
+        else:
+            mapping, is_row = as_mapping(element)
+            out = self._cross_row(mapping) if is_row and self._cross_row is not None else None
+            if out is not None:  # a schema'd row of plain values
+                crossed, outcomes, rejected = 1, [(True, to_row(out))], ()
+            else:
+                outputs, by_position = self._crosser.cross_elements([element])
+                rejected = list(by_position.values())
+                crossed = 1 - len(rejected)
+                outcomes = [(True, outputs[0])] if crossed else [(False, rejected[0])]
+        self._crossed += crossed
+        for record in rejected:
+            self._rejected[record.reason] = self._rejected.get(record.reason, 0) + 1
+        return outcomes
 
     def finish_bundle(self):
-        rows, bad = self._bundle_rows, self._bundle_rejected
+        if self._crossed:
+            self._crossed_counter.inc(self._crossed)
+        for reason, rows in self._rejected.items():
+            counter = self._rejected_counters.get(reason)
+            if counter is None:
+                counter = self._rejected_counters[reason] = Metrics.counter(METRICS_NAMESPACE, f"rows_rejected_{reason}")
+            counter.inc(rows)
+        bad = sum(self._rejected.values())
+        rows = self._crossed + bad
         if self._threshold < 1 and bad > rows * self._threshold:
             raise ValueError(
                 f"CrossFeatures rejected {bad} of the {rows} rows of a bundle ({bad / rows:.2%}), more than "
                 f"with_exception_handling(threshold={self._threshold}) allows."
             )
 
-    def _count(self, crossed: int, rejected: list[Rejected]):
-        self._bundle_rows += crossed + len(rejected)
-        self._bundle_rejected += len(rejected)
-        if crossed:
-            self._crossed_counter.inc(crossed)
-        for record in rejected:
-            counter = self._rejected_counters.get(record.reason)
-            if counter is None:
-                counter = Metrics.counter(METRICS_NAMESPACE, f"rows_rejected_{record.reason}")
-                self._rejected_counters[record.reason] = counter
-            counter.inc()
 
-    def _cross_record_batch(self, batch):
-        """``[(True, batch)]`` and ``(False, Rejected)`` pairs for one RecordBatch, Table or DataFrame."""
-        out, rejected = frames.cross_batch(self._crosser, batch)
-        self._count(frames.num_rows(out), rejected)
-        outcomes = [(False, record) for record in rejected]
-        return ([(True, out)] if out is not None else []) + outcomes
-
-    def _cross_elements(self, elements):
-        """Per element, the crossed element or None, and position -> Rejected."""
-        outputs, rejected = self._crosser.cross_elements(elements)
-        self._count(len(elements) - len(rejected), list(rejected.values()))
-        return outputs, rejected
+def _crossed_of(outcome):
+    return (outcome[1],) if outcome[0] else ()
 
 
-class _CrossBatchesDoFn(_CrossingDoFn):
-    """Crosses each :class:`~beam_cross.beam.batching.Batch` in ``process``; every output comes out with
-    its input's timestamp, windows and pane."""
-
-    def process(self, batch, window=beam.DoFn.WindowParam):
-        if window != batch.window:
-            return ()  # the batch's copy in another window of the element that completed it
-        if len(batch) == 1 and frames.is_batch(batch[0].value):
-            windowed = batch[0]
-            return [windowed.with_value(value) if ok else beam.pvalue.TaggedOutput(ERRORS_TAG, windowed.with_value(value))
-                    for ok, value in self._cross_record_batch(windowed.value)]
-        return self._flush(batch)
-
-    def _flush(self, pending) -> list:
-        outputs, rejected = self._cross_elements(list(map(_VALUE_OF, pending)))
-        if not rejected:
-            return list(map(WindowedValue.with_value, pending, outputs))
-        return [
-            beam.pvalue.TaggedOutput(ERRORS_TAG, windowed.with_value(rejected[i])) if i in rejected
-            else windowed.with_value(outputs[i])
-            for i, windowed in enumerate(pending)
-        ]
-
-
-class _CrossGroupsDoFn(_CrossingDoFn):
-    """Crosses a grouped batch in ``process`` (``batch_size`` elements at a time) and emits
-    ``(ok, value)`` pairs on one output."""
-
-    def __init__(self, crosses, keep_inputs, engine, feature_types, route_errors, threshold, batch_size):
-        super().__init__(crosses, keep_inputs, engine, feature_types, route_errors, threshold)
-        self._batch_size = batch_size
-
-    def process(self, keyed_batch):
-        _, elements = keyed_batch
-        rows = []
-        for element in elements:
-            if frames.is_batch(element):
-                yield from self._cross_record_batch(element)
-            else:
-                rows.append(element)
-        for start in range(0, len(rows), self._batch_size):
-            chunk = rows[start : start + self._batch_size]
-            outputs, rejected = self._cross_elements(chunk)
-            for i, value in enumerate(outputs):
-                yield (False, rejected[i]) if i in rejected else (True, value)
-
-
-def _runs_on_dask(pipeline) -> bool:
-    # Beam's DaskRunner (2.77) drops what finish_bundle emits and hands every output of a
-    # multi-output ParDo to every consumer; on Dask the transform avoids both.
-    runner = getattr(pipeline, "runner", None)
-    return any(cls.__name__ == "DaskRunner" for cls in type(runner).__mro__)
+def _rejected_of(outcome):
+    return () if outcome[0] else (outcome[1],)
 
 
 class CrossFeatures(beam.PTransform):
@@ -196,8 +174,8 @@ class CrossFeatures(beam.PTransform):
             them (other fields are always kept).
         engine: ``"numpy"`` (the vectorised core) or ``"tensorflow"`` (``tf.sparse.cross_hashed``
             itself, TensorFlow imported on the workers). Both give identical output.
-        batch_size: how many dicts / rows are crossed at once. Defaults to 1024 (larger batches keep
-            more objects alive between garbage collections and measured slower).
+        batch_size: deprecated, and without effect: elements are crossed one by one. Passing it
+            warns (``DeprecationWarning``); it will be removed.
         feature_types: optional feature name -> ``"string"`` / ``"int"``: a value of the other
             kind is rejected (reason ``mixed_kinds``). Without it each value is hashed as its own
             kind. For schema'd rows the kinds come from the schema.
@@ -217,7 +195,7 @@ class CrossFeatures(beam.PTransform):
     ...     _ = assert_that(errors | beam.Map(lambda r: r.reason), equal_to(["float"]), label="reasons")
     """
 
-    def __init__(self, crosses, *, keep_inputs: bool = True, engine: str = "numpy", batch_size: int = 1024,
+    def __init__(self, crosses, *, keep_inputs: bool = True, engine: str = "numpy", batch_size: int | None = None,
                  feature_types: Mapping[str, str] | None = None, label: str | None = None):
         super().__init__(label)
         self._crosses = _check_crosses(crosses)
@@ -225,11 +203,13 @@ class CrossFeatures(beam.PTransform):
             raise TypeError(f"`keep_inputs` must be a bool. Received: keep_inputs={keep_inputs!r}")
         if engine not in ENGINES:
             raise ValueError(f"`engine` must be one of {ENGINES}. Received: engine={engine!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+        if batch_size is not None:
+            warnings.warn(
+                "CrossFeatures(batch_size=...) has no effect: elements are crossed one by one. "
+                "Remove the argument; it will be removed.", DeprecationWarning, stacklevel=2,
+            )
         self._keep_inputs = keep_inputs
         self._engine = engine
-        self._batch_size = batch_size
         self._feature_types = _check_feature_types(feature_types)
 
     @property
@@ -244,7 +224,6 @@ class CrossFeatures(beam.PTransform):
             "crosses": DisplayDataItem("; ".join(c.to_json() for c in self._crosses), label="Crosses"),
             "keep_inputs": DisplayDataItem(self._keep_inputs, label="Keep input features"),
             "engine": DisplayDataItem(self._engine, label="Engine"),
-            "batch_size": DisplayDataItem(self._batch_size, label="Batch size"),
         }
 
     def with_exception_handling(self, *, threshold: float = 1.0) -> _CrossFeaturesWithErrors:
@@ -275,25 +254,19 @@ class CrossFeatures(beam.PTransform):
             )
         feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
         output_type = output_row_type(input_type, self._crosses, self._keep_inputs) or _same_kind(input_type)
-        args = (self._crosses, self._keep_inputs, self._engine, feature_types, route_errors, threshold)
-        if _runs_on_dask(pcoll.pipeline):
-            outcomes = (
-                pcoll
-                | "KeyIntoBatches" >> beam.ParDo(KeyByBatch(self._batch_size))
-                | "GroupIntoBatches" >> beam.GroupByKey()
-                | "CrossBatches" >> beam.ParDo(_CrossGroupsDoFn(*args, self._batch_size))
-            )
-            crossed = outcomes | "Crossed" >> beam.FlatMap(lambda o: [o[1]] if o[0] else [])
-            errors = outcomes | "Rejected" >> beam.FlatMap(lambda o: [] if o[0] else [o[1]])
+        cross = _CrossElementsDoFn(self._crosses, self._keep_inputs, self._engine, feature_types, route_errors, threshold)
+        if route_errors:
+            # One output of (ok, value) pairs, split by two plain steps: the same expansion on every
+            # runner (the DaskRunner hands every output of a multi-output ParDo to every consumer).
+            outcomes = pcoll | "Cross" >> beam.ParDo(cross)
+            crossed = outcomes | "Crossed" >> beam.FlatMap(_crossed_of)
+            errors = outcomes | "Rejected" >> beam.FlatMap(_rejected_of)
         else:
-            results = (
-                pcoll
-                | "Batch" >> beam.ParDo(BufferRows(self._batch_size)).with_output_types(Batch)
-                | "Cross" >> beam.ParDo(_CrossBatchesDoFn(*args)).with_outputs(ERRORS_TAG, main="crossed")
-            )
-            crossed, errors = results.crossed, results[ERRORS_TAG]
+            crossed = pcoll | "Cross" >> beam.ParDo(cross)
+            errors = None
         crossed.element_type = output_type
-        errors.element_type = Rejected
+        if errors is not None:
+            errors.element_type = Rejected
         return crossed, errors
 
 

@@ -99,7 +99,7 @@ class YamlCrossFeatures(beam.PTransform):
         rejected. For schema'd rows the kinds already come from the schema.
       engine: `numpy` (the default, vectorised) or `tensorflow` (`tf.sparse.cross_hashed` itself).
         Both give identical bins.
-      batch_size: How many rows are crossed at once. Defaults to 1024.
+      batch_size: Deprecated and without effect (rows are crossed one by one); setting it warns.
       error_handling: Whether and where to output rows that cannot be crossed: `output` names the
         errors output. Without it such a row fails the pipeline.
     """
@@ -119,7 +119,7 @@ class YamlCrossFeatures(beam.PTransform):
         self._error_output = _error_output(error_handling)
         self._cross_features = CrossFeatures(
             [_to_cross(c) for c in crosses], keep_inputs=keep_inputs, engine=engine or "numpy",
-            batch_size=1024 if batch_size is None else batch_size, feature_types=feature_types,
+            batch_size=batch_size, feature_types=feature_types,
         )
 
     def default_label(self) -> str:

@@ -68,10 +68,10 @@ def _pipeline():
     return BeamTestPipeline(runner="FnApiRunner")
 
 
-def test_dicts_match_tf_with_several_crosses_and_small_batches():
+def test_dicts_match_tf_with_several_crosses():
     rows = make_rows()
     with _pipeline() as p:
-        out = p | beam.Create(rows) | CrossFeatures(CROSSES, batch_size=7)
+        out = p | beam.Create(rows) | CrossFeatures(CROSSES)
         assert_that(out, equal_to(expected_dicts(rows, CROSSES)))
 
 
@@ -249,13 +249,12 @@ BAD_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("batch_size", [1, 4096])
-def test_errors_are_routed_with_reasons_and_nothing_is_lost(batch_size):
+def test_errors_are_routed_with_reasons_and_nothing_is_lost():
     good = make_rows(23)
     inputs = good[:10] + [row for row, _, _ in BAD_ROWS] + good[10:] + ["not a row"]
     with _pipeline() as p:
         pcoll = p | beam.Create(inputs)
-        crossed, rejected = pcoll | CrossFeatures(CROSSES[:1], batch_size=batch_size).with_exception_handling()
+        crossed, rejected = pcoll | CrossFeatures(CROSSES[:1]).with_exception_handling()
         assert_that(crossed, equal_to(expected_dicts(good, CROSSES[:1])), label="crossed")
         assert_that(
             rejected | beam.Map(lambda r: (r.element, r.reason, r.feature, r.cross)),
@@ -346,7 +345,7 @@ def test_timestamps_and_windows_are_kept():
     rows = make_rows(6)
     with _pipeline() as p:
         stamped = p | beam.Create(list(enumerate(rows))) | beam.Map(lambda ir: TimestampedValue(ir[1], 10.0 * ir[0]))
-        out = stamped | beam.WindowInto(FixedWindows(25)) | CrossFeatures(CROSSES[:1], batch_size=4)
+        out = stamped | beam.WindowInto(FixedWindows(25)) | CrossFeatures(CROSSES[:1])
         seen = out | beam.Map(lambda r, t=beam.DoFn.TimestampParam, w=beam.DoFn.WindowParam: (r["country"], float(t), float(w.start)))
         assert_that(seen, equal_to([(r["country"], 10.0 * i, 25.0 * (10 * i // 25)) for i, r in enumerate(rows)]))
 
@@ -355,7 +354,7 @@ def test_an_element_in_several_windows_is_crossed_once_per_window():
     rows = make_rows(9)
     with _pipeline() as p:
         stamped = p | beam.Create(list(enumerate(rows))) | beam.Map(lambda ir: TimestampedValue(ir[1], 10.0 * ir[0]))
-        out = stamped | beam.WindowInto(SlidingWindows(20, 10)) | CrossFeatures(CROSSES[:1], batch_size=2)
+        out = stamped | beam.WindowInto(SlidingWindows(20, 10)) | CrossFeatures(CROSSES[:1])
         seen = out | beam.Map(lambda r, w=beam.DoFn.WindowParam: (r["country"], r["hour"], float(w.start)))
         # SlidingWindows(20, 10) puts the element at t = 10 * i into the windows starting at 10 * i - 10 and 10 * i.
         expected = [(r["country"], r["hour"], 10.0 * (i + shift)) for i, r in enumerate(rows) for shift in (-1, 0)]
@@ -393,7 +392,6 @@ def test_pipeline_parity_with_the_numpy_core():
         ({"crosses": [Cross(["a", "b"], 3, name="a")]}, ValueError, "named like a feature"),
         ({"crosses": [Cross(["a", "b"], 0, output_mode="one_hot")]}, ValueError, "num_bins` >= 1"),
         ({"crosses": CROSSES, "engine": "torch"}, ValueError, "`engine` must be one of"),
-        ({"crosses": CROSSES, "batch_size": 0}, ValueError, "`batch_size` must be a positive int"),
         ({"crosses": CROSSES, "keep_inputs": "no"}, TypeError, "`keep_inputs` must be a bool"),
         ({"crosses": CROSSES, "feature_types": {"hour": "float"}}, ValueError, "'string' or 'int'"),
     ],
@@ -412,12 +410,21 @@ def test_options_are_keyword_only_and_crosses_accept_dicts():
 
 
 def test_label_and_display_data():
-    transform = CrossFeatures(CROSSES, engine="tensorflow", batch_size=10)
+    transform = CrossFeatures(CROSSES, engine="tensorflow")
     assert transform.label == "CrossFeatures(country_X_hour, three)"
     items = {key: item.value for key, item in transform.display_data().items()}
     assert items["engine"] == "tensorflow"
-    assert items["batch_size"] == 10
+    assert "batch_size" not in items
     assert Cross.from_json(items["crosses"].split("; ")[1]) == CROSSES[1]
+
+
+def test_batch_size_is_deprecated_and_without_effect():
+    rows = make_rows(5)
+    with pytest.warns(DeprecationWarning, match=r"batch_size=\.\.\.\) has no effect"):
+        transform = CrossFeatures(CROSSES[:1], batch_size=2)
+    with _pipeline() as p:
+        out = p | beam.Create(rows) | transform
+        assert_that(out, equal_to(expected_dicts(rows, CROSSES[:1])))
 
 
 def test_rejected_is_the_documented_named_tuple():
@@ -457,3 +464,24 @@ def test_a_declared_kind_rejects_strings_in_every_arrow_layout(layout):
     ids = out.column(cross.name).to_pylist()
     flat = [i[0] if isinstance(i, list) else i for i in ids]
     assert flat == hashed_cross([["fr", "us", "fr"], [1, 2, 3]], 100).tolist()
+
+
+class Tagged(typing.NamedTuple):
+    tags: typing.Any  # lists in some rows, scalars in others: Beam can only type it Any
+    hour: int
+
+
+beam.coders.registry.register_coder(Tagged, beam.coders.RowCoder)
+
+
+def test_a_feature_typed_any_gives_a_cross_typed_any_that_carries_lists_and_ints():
+    # Typed `int`, the cross field made RowCoder fail on the first list ("an integer is required"),
+    # with or without exception handling.
+    rows = [Tagged(["a", "b"], 1), Tagged("x", 2), Tagged([], 3)]
+    expected = [tf_bins([[r.tags], [r.hour]], 100)[0] for r in rows]  # a list for a list row, else an int
+    with _pipeline() as p:
+        typed = p | beam.Create(rows).with_output_types(Tagged)
+        crossed, rejected = typed | CrossFeatures([Cross(["tags", "hour"], 100)]).with_exception_handling()
+        assert crossed.element_type.get_type_for("tags_X_hour") == typing.Any
+        assert_that(crossed | beam.Map(lambda r: r.tags_X_hour), equal_to(expected))
+        assert_that(rejected, is_empty(), label="none rejected")

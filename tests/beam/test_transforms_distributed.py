@@ -55,7 +55,7 @@ def _build(p, shuffle_inputs):
         dicts, rows, batches = (
             pc | f"shuffle {name}" >> beam.Reshuffle() for name, pc in (("d", dicts), ("r", rows), ("b", batches))
         )
-    crossed, rejected = dicts | "dict crosses" >> CrossFeatures(CROSSES, batch_size=64).with_exception_handling()
+    crossed, rejected = dicts | "dict crosses" >> CrossFeatures(CROSSES).with_exception_handling()
     crossed_rows = rows | "row crosses" >> CrossFeatures(ROW_CROSSES)
     crossed_batches = batches | "arrow crosses" >> CrossFeatures(CROSSES)
     return (

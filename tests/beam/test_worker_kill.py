@@ -1,7 +1,7 @@
 """A Dask worker SIGKILLed in the middle of a ``CrossFeatures`` run: every row comes out exactly once.
 
-Dask recomputes the work a dead worker held. The batching keys of ``CrossFeatures`` are deterministic
-in each bundle's input, so the recomputed rows land in the groups they were in before. The pipeline
+Dask recomputes the work a dead worker held. ``CrossFeatures`` crosses each element on its own, with
+no state beyond a bundle, so a recomputed element gives the output it gave before. The pipeline
 generates its rows (200,000 dicts, one in 97 rejected), crosses them on a 2-worker
 ``distributed.LocalCluster``, and writes each bundle's outcomes to a file named by its content
 (a recomputed bundle rewrites the same file); the test kills one worker once the first files
@@ -93,7 +93,7 @@ def test_a_killed_dask_worker_loses_and_duplicates_no_row(tmp_path):
         options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=10"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
         rows = p | beam.Create(list(range(SEEDS))) | "generate" >> beam.FlatMap(make_rows)
-        crossed, rejected = rows | CrossFeatures([CROSS], batch_size=512).with_exception_handling()
+        crossed, rejected = rows | CrossFeatures([CROSS]).with_exception_handling()
         _ = (
             (crossed | "ids" >> beam.Map(lambda r: ["ok", r["id"], r[CROSS.name]]),
              rejected | "reasons" >> beam.Map(lambda r: ["rejected", r.element["id"], r.reason]))
