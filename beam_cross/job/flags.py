@@ -9,6 +9,7 @@ import argparse
 import importlib.resources
 
 import beam_cross
+from beam_cross.core import _fingerprint
 from beam_cross.core.spec import OUTPUT_MODES, Cross
 from beam_cross.core.stats import DEFAULT_TARGET_COLLISION_SHARE
 from beam_cross.job import io
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Beam, bit for bit as Keras HashedCrossing. With no arguments, runs on a bundled sample. "
         "Unknown flags go to Beam (e.g. --runner DataflowRunner --project ... --region ...).",
     )
-    parser.add_argument("--version", action="version", version=f"beam-cross {beam_cross.__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"beam-cross {beam_cross.__version__} (kernel: {_fingerprint.KERNEL})")
     _flag(parser, "input", help="a file, a glob or a directory (default: the bundled sample)")
     _flag(parser, "input_format", choices=io.FORMATS, help="default: from the file extension")
     _flag(parser, "schema", help="column types: 'name:type,...' or a JSON/YAML file; types: " + ", ".join(io.TYPES))

@@ -369,3 +369,16 @@ def test_progress_shows_when_the_root_logger_was_set_up_before(tmp_path):
     assert "an earlier notice" in done.stderr
     assert "apitools" not in done.stderr
     assert "beam-cross: 1 jsonl file(s), 4 cross(es) -> " in done.stderr
+
+
+@pytest.mark.parametrize("forced", ["numpy", None])
+def test_version_names_the_kernel_in_use(forced):
+    env = {k: v for k, v in os.environ.items() if k != "BEAM_CROSS_KERNEL"}
+    if forced:
+        env["BEAM_CROSS_KERNEL"] = forced
+    probe = [sys.executable, "-c", "import beam_cross.core as c; print(c.KERNEL)"]
+    kernel = subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    shown = subprocess.run([sys.executable, "-m", "beam_cross", "--version"], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().endswith(f"(kernel: {kernel})")
+    if forced:
+        assert kernel == forced
