@@ -485,3 +485,25 @@ def test_a_feature_typed_any_gives_a_cross_typed_any_that_carries_lists_and_ints
         assert crossed.element_type.get_type_for("tags_X_hour") == typing.Any
         assert_that(crossed | beam.Map(lambda r: r.tags_X_hour), equal_to(expected))
         assert_that(rejected, is_empty(), label="none rejected")
+
+
+def test_a_stream_keeps_each_elements_timestamp_window_and_pane():
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.testing.test_stream import TestStream
+
+    rows = make_rows(6)
+    stream = TestStream().add_elements([TimestampedValue(r, 10.0 * i) for i, r in enumerate(rows[:3])])
+    stream = stream.advance_watermark_to(30).add_elements([TimestampedValue(r, 10.0 * (i + 3)) for i, r in enumerate(rows[3:])])
+    stream = stream.advance_watermark_to_infinity()
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    # The FnApiRunner runs no TestStream; Beam's bundle-based DirectRunner does (in streaming mode).
+    with beam.Pipeline("BundleBasedDirectRunner", options=options) as p:
+        windowed = p | stream | beam.WindowInto(FixedWindows(25))
+        out = windowed | CrossFeatures(CROSSES[:1])
+        seen = out | beam.Map(
+            lambda r, t=beam.DoFn.TimestampParam, w=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam:
+            (r["country"], r["country_X_hour"], float(t), float(w.start), pane.is_first, pane.is_last))
+        bins = tf_bins([[r["country"] for r in rows], [r["hour"] for r in rows]], CROSSES[0].num_bins)
+        assert_that(seen, equal_to([(r["country"], b, 10.0 * i, 25.0 * (10 * i // 25), True, True)
+                                    for i, (r, b) in enumerate(zip(rows, bins))]))
