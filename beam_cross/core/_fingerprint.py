@@ -215,6 +215,8 @@ def object_fingerprints(values) -> tuple[np.ndarray | None, int | None]:
     """
     if _C is None or (isinstance(values, np.ndarray) and (values.dtype != object or values.ndim != 1)):
         return None, None
+    if isinstance(values, np.ndarray):
+        values = np.ascontiguousarray(values)  # the kernel reads a contiguous array's pointers: copy a strided one
     out = np.empty(len(values), np.uint64)
     kinds = _C.fingerprint_objects(values, out)
     return (out, kinds) if kinds >= 0 else (None, None)

@@ -58,7 +58,7 @@ text = st.text(max_size=6)
 def scalars(draw, buffers=(bytearray, memoryview)):
     """One scalar value and what the rule makes of it (``buffers``: Beam cannot pickle a memoryview)."""
     label = draw(st.sampled_from([
-        "int", "np_int", "0d_int", "str", "np_str", "0d_str", "bytes", "np_bytes",
+        "int", "np_int", "0d_int", "str", "np_str", "0d_str", "bytes", "np_bytes", "0d_bytes",
         "big_int", "float", "0d_float", "complex", "bool", "none", "set", "dict", "buffer",
     ]))
     if label == "int":
@@ -78,10 +78,15 @@ def scalars(draw, buffers=(bytearray, memoryview)):
         # a 0-d array holds what NumPy stored (trailing NULs are its padding).
         held = value.item() if isinstance(value, np.ndarray) else str.__str__(value)
         return _good(value, "string", held.encode("utf-8"))
-    if label in ("bytes", "np_bytes"):
-        data = draw(st.binary(max_size=6))
-        value = data if label == "bytes" else np.bytes_(data)
-        return _good(value, "string", bytes(value))
+    if label in ("bytes", "np_bytes", "0d_bytes"):
+        # Trailing NULs drawn on purpose (a bytes keeps them; NumPy's value of an np.bytes_ or of a
+        # 0-d 'S' array does not).
+        data = draw(st.binary(max_size=6)) + b"\x00" * draw(st.sampled_from([0, 0, 1, 3]))
+        value = {"bytes": data, "np_bytes": np.bytes_(data), "0d_bytes": np.array(data)}[label]
+        # What TF takes: the value as given for bytes; for NumPy's types, the item NumPy gives from an
+        # 'S' array holding it (as pickling, hence Beam, carries an np.bytes_).
+        held = value if label == "bytes" else np.array([value]).tolist()[0]
+        return _good(value, "string", held)
     if label == "big_int":
         return _bad(draw(st.one_of(st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1))), errors.OUT_OF_RANGE)
     if label == "float":
@@ -198,11 +203,11 @@ def test_element_crosser_outcome_is_the_rule_alone_and_in_any_batch(rows, batch_
         assert [_outcome_alone(with_tf, row) for row in rows] == expected
 
 
-def _pipeline_outcomes(p, rows, batch_size, label, spread=False):
+def _pipeline_outcomes(p, rows, label, spread=False):
     elements = p | f"{label} rows" >> beam.Create([row["element"] for row in rows])
     if spread:  # over the workers
         elements = elements | f"{label} spread" >> beam.Reshuffle()
-    crossed, rejected = elements | f"{label} cross" >> CrossFeatures([CROSS], batch_size=batch_size).with_exception_handling()
+    crossed, rejected = elements | f"{label} cross" >> CrossFeatures([CROSS]).with_exception_handling()
     return (
         crossed | f"{label} ok" >> beam.Map(lambda r: (r["id"], "ok", r[CROSS.name])),
         rejected | f"{label} bad" >> beam.Map(lambda r: (r.element["id"], r.reason, r.feature)),
@@ -210,11 +215,30 @@ def _pipeline_outcomes(p, rows, batch_size, label, spread=False):
 
 
 @settings(max_examples=max(EXAMPLES // 6, 3), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(st.tuples(batches(), st.integers(1, 6)), min_size=1, max_size=4))
+@given(st.lists(batches(), min_size=1, max_size=4))
 def test_cross_features_puts_every_row_out_once_with_the_rule_outcome(examples):
     with beam.Pipeline("FnApiRunner") as p:
-        for k, (rows, batch_size) in enumerate(examples):
-            assert_that(_pipeline_outcomes(p, rows, batch_size, f"e{k}"), equal_to(expected_outcomes(rows)), label=f"check {k}")
+        for k, rows in enumerate(examples):
+            assert_that(_pipeline_outcomes(p, rows, f"e{k}"), equal_to(expected_outcomes(rows)), label=f"check {k}")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_np_bytes_with_trailing_nuls_crosses_as_numpy_gives_it():
+    """An np.bytes_ is its bytes less trailing NULs (NumPy's value, and what pickling carries), on both
+    kernels, in hashed_cross and through CrossFeatures; a bytes keeps its NULs. The bins are TF's."""
+    values = [np.bytes_(b"\x02\n\x00"), b"\x02\n", b"\x02\n\x00", np.bytes_(b"\x00\x00"), np.array(b"z\x00")]
+    held = [v if type(v) is bytes else np.array([v]).tolist()[0] for v in values]
+    assert held[:3] == [b"\x02\n", b"\x02\n", b"\x02\n\x00"]  # the premise, as NumPy gives it
+    drawn = [[_good(v, "string", h), _good(1, "int", 1)] for v, h in zip(values, held)]
+    bins = tf_bins_per_row(drawn, CROSS.num_bins)
+    assert bins[0] == bins[1]
+    assert hashed_cross([values, [1] * len(values)], CROSS.num_bins).tolist() == bins
+    alone = [hashed_cross({"a": v, "b": 1}, CROSS.num_bins) for v in values]
+    assert [int(b) for b in alone] == bins
+    elements = [{"id": i, "a": v, "b": 1} for i, v in enumerate(values)]
+    with beam.Pipeline("FnApiRunner") as p:
+        crossed = p | beam.Create(elements) | CrossFeatures([CROSS]) | beam.Map(lambda r: (r["id"], r[CROSS.name]))
+        assert_that(crossed, equal_to(list(enumerate(bins))))
 
 
 def _core_expectation(columns: list[list[dict]]):
@@ -245,22 +269,22 @@ def test_hashed_cross_returns_tf_bins_or_names_the_first_bad_row(columns):
 # Slow: the same pipeline property, once, on engines that run it in other processes.
 @pytest.mark.slow
 @settings(max_examples=1, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.tuples(batches(max_rows=40), st.integers(1, 6)), min_size=3, max_size=3))
+@given(st.lists(batches(max_rows=40), min_size=3, max_size=3))
 def test_multi_process_direct_runner(examples):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     ship_by_value(__name__)
     options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     with beam.Pipeline(runner="DirectRunner", options=options) as p:
-        for k, (rows, batch_size) in enumerate(examples):
-            outcomes = _pipeline_outcomes(p, rows, batch_size, f"e{k}", spread=True)
+        for k, rows in enumerate(examples):
+            outcomes = _pipeline_outcomes(p, rows, f"e{k}", spread=True)
             assert_that(outcomes, equal_to(expected_outcomes(rows)), label=f"check {k}")
 
 
 @pytest.mark.slow
 @settings(max_examples=1, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(batches(max_rows=60), st.integers(1, 6))
-def test_dask_runner(rows, batch_size):
+@given(batches(max_rows=60))
+def test_dask_runner(rows):
     distributed = pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.dask.dask_runner import DaskRunner
@@ -272,7 +296,7 @@ def test_dask_runner(rows, batch_size):
             distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
         options = PipelineOptions([f"--dask_client_address={cluster.scheduler_address}", "--dask_partition_size=7"])
         p = beam.Pipeline(runner=DaskRunner(), options=options)
-        _ = _pipeline_outcomes(p, rows, batch_size, "dask") | beam.ParDo(WriteLines(directory))
+        _ = _pipeline_outcomes(p, rows, "dask") | beam.ParDo(WriteLines(directory))
         result = p.run()
         result.wait_until_finish()
         result.client.close()

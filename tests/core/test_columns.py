@@ -17,6 +17,9 @@ from beam_cross import FeatureError, feature_column
 from beam_cross.core import errors as reasons
 from beam_cross.core.columns import kind_of
 
+# Every test runs on both kernels, the compiled one and the NumPy path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernel")
+
 
 def fingerprints(strings) -> list[int]:
     return [farmhash.fingerprint64(s) for s in strings]
@@ -70,6 +73,19 @@ def test_numpy_strings_lose_trailing_nuls_like_numpy_itself():
     array = np.array(["a\x00", "b"])
     assert array[0] == "a"
     assert feature_column(array).fingerprints.tolist() == fingerprints([b"a", b"b"])
+
+
+def test_np_bytes_is_numpys_value_less_trailing_nuls():
+    # An np.bytes_ keeps its trailing NULs in bytes(value), but NumPy's value of it (as an 'S' item,
+    # or through pickling) drops them; a bytes keeps them.
+    values = [np.bytes_(b"\x02\n\x00"), np.bytes_(b"\x00"), np.bytes_(b"a\x00b\x00\x00"), b"\x02\n\x00"]
+    held = [v if type(v) is bytes else np.array([v]).tolist()[0] for v in values]
+    assert held[0] == pickle.loads(pickle.dumps(values[0]))
+    assert feature_column(values).fingerprints.tolist() == fingerprints(held)
+    assert feature_column(_objects(values * 30)).fingerprints.tolist() == fingerprints(held * 30)
+    assert feature_column(values[0]).fingerprints.tolist() == fingerprints(held[:1])
+    assert feature_column([values, []]).fingerprints.tolist() == fingerprints(held)
+    assert kind_of(values[0]) == "string"
 
 
 def test_integers_are_their_int64_bits():

@@ -14,6 +14,9 @@ from beam_cross import DEFAULT_HASH_KEY, hashed_cross
 
 ARROW_TYPES = {"str": pa.string(), "bytes": pa.binary()}
 
+# Every test runs on both kernels, the compiled one and the NumPy path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernel")
+
 
 def arrow_type(kind: str) -> pa.DataType:
     return ARROW_TYPES.get(kind) or pa.from_numpy_dtype(np.dtype(kind))
@@ -254,6 +257,33 @@ def test_large_multivalent_vs_tf_ragged(tf):
     expected = tf.ragged.cross_hashed([ragged, tf.constant(ints.reshape(-1, 1))], num_buckets=100).to_list()
     assert hashed_cross([rows, ints], 100).to_pylist() == expected
     assert hashed_cross([pa.array(rows), ints], 100).to_pylist() == expected
+
+
+# np.bytes_ values: a bytes keeps its trailing NULs; an np.bytes_ (or a 0-d 'S' array) is the value
+# NumPy gives it, its bytes less trailing NULs, as pickling (hence Beam) carries it.
+NP_BYTES = [np.bytes_(b"\x02\n\x00"), np.bytes_(b"\x02\n"), b"\x02\n", b"\x02\n\x00", np.bytes_(b"\x00\x00"),
+            np.bytes_(b"a\x00b\x00"), np.array(b"z\x00\x00"), np.bytes_(b"\x00" * 70 + b"q" + b"\x00" * 5)]
+
+
+def numpy_held(value):
+    """The value as TF takes it: bytes as given; NumPy's types as the item of an 'S' array holding them."""
+    return value if type(value) is bytes else np.array([value]).tolist()[0]
+
+
+def test_np_bytes_is_its_bytes_less_trailing_nuls_vs_tf(tf):
+    held = [numpy_held(v) for v in NP_BYTES]
+    assert held[:4] == [b"\x02\n", b"\x02\n", b"\x02\n", b"\x02\n\x00"]  # what NumPy gives (the premise)
+    ones = [1] * len(held)
+    expected = tf_cross(tf, [held, ones], 0).tolist()
+    assert expected[0] == expected[1] == expected[2] != expected[3]
+    many = NP_BYTES * 20  # shared objects over 64 rows: the deduplication path
+    forms = {"list": NP_BYTES, "tuple": tuple(NP_BYTES), "object_array": object_array(NP_BYTES)}
+    for name, column in forms.items():
+        assert hashed_cross([column, ones], 0).tolist() == expected, name
+    assert hashed_cross([object_array(many), [1] * len(many)], 0).tolist() == expected * 20
+    assert hashed_cross([[[v] for v in NP_BYTES], ones], 0).to_pylist() == [[b] for b in expected]
+    assert hashed_cross((np.bytes_(b"\x02\n\x00"), 1), 0).tolist() == expected[0]
+    assert hashed_cross({"a": np.bytes_(b"\x02\n\x00"), "b": 1}, 0) == hashed_cross({"a": b"\x02\n", "b": 1}, 0)
 
 
 def test_error_row_is_the_callers_row_in_large_columns():

@@ -1,9 +1,15 @@
-"""Fingerprint64 / FingerprintCat64 against TensorFlow (golden vectors) and pyfarmhash (live).
+"""Fingerprint64 / FingerprintCat64 against TensorFlow (golden vectors) and pyfarmhash (live), on both kernels.
 
-``fingerprint64_objects`` is pyfarmhash itself, so it is checked against the golden vectors only;
-``fingerprint64_buffers`` (vectorized up to 64 bytes, pyfarmhash beyond) against both."""
+On the NumPy path ``fingerprint64_objects`` is pyfarmhash itself, so it is checked against the golden
+vectors only; ``fingerprint64_buffers`` (vectorized up to 64 bytes, pyfarmhash beyond) against both.
+The compiled kernel computes all of them in C and is checked against both (also in test_kernel.py)."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
 
 import farmhash
 import numpy as np
@@ -13,6 +19,9 @@ from beam_cross.core import _fingerprint
 from beam_cross.core._fingerprint import fingerprint64_buffers, fingerprint64_objects, fold_bins
 
 MASK = 2**64 - 1
+
+# Every test runs on both kernels, the compiled one and the NumPy path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernel")
 
 
 def buffers(strings: list[bytes], offset_dtype=np.int64, lead: bytes = b""):
@@ -114,6 +123,8 @@ def test_utf8_text_vs_pyfarmhash():
     assert mismatches(strings, got, [farmhash.fingerprint64(t) for t in texts]) == []
 
 
+# _OBJECT_CHUNK_ROWS slices the NumPy path's long strings; the compiled kernel has no such chunks.
+@pytest.mark.kernels("numpy")
 def test_only_long_strings_over_several_chunks(golden, monkeypatch):
     monkeypatch.setattr(_fingerprint, "_OBJECT_CHUNK_ROWS", 7)
     vectors = [v for v in golden("fingerprint64.json") if v["length"] > 64][:50]
@@ -174,3 +185,37 @@ def test_fold_bins_is_the_cat64_fold_then_modulo_over_chunks(rows, modulus):
         want = [_cat64_model(h, int(v)) for h, v in zip(want, column)]
     assert got.dtype == np.uint64
     assert got.tolist() == [h % modulus if modulus else h for h in want]
+
+
+# ---------------------------------------------------------------- BEAM_CROSS_KERNEL, in subprocesses
+
+
+def _kernel_in_subprocess(choice: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != _fingerprint.KERNEL_ENV}
+    if choice is not None:
+        env[_fingerprint.KERNEL_ENV] = choice
+    return subprocess.run([sys.executable, "-c", "import beam_cross.core as c; print(c.KERNEL)"],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+# Once: each subprocess chooses its own kernel at import, whatever this process switched to.
+@pytest.mark.kernels("numpy")
+def test_env_var_chooses_the_kernel():
+    built = importlib.util.find_spec("beam_cross.core._kernel") is not None
+    default = "c" if built else "numpy"
+    for choice, printed in [("numpy", "numpy"), (" NumPy ", "numpy"), (None, default), ("", default)]:
+        done = _kernel_in_subprocess(choice)
+        assert (done.returncode, done.stdout.strip()) == (0, printed), (choice, done.stderr[-2000:])
+    done = _kernel_in_subprocess("c")
+    if built:
+        assert (done.returncode, done.stdout.strip()) == (0, "c"), done.stderr[-2000:]
+    else:
+        assert done.returncode != 0 and "ImportError: BEAM_CROSS_KERNEL=c, but the compiled kernel" in done.stderr
+
+
+@pytest.mark.kernels("numpy")  # once, as above
+def test_env_var_refuses_other_values():
+    done = _kernel_in_subprocess("bogus")
+    assert done.returncode != 0 and done.stdout == ""
+    assert ("ImportError: BEAM_CROSS_KERNEL must be `c` or `numpy` (or unset). "
+            "Received: BEAM_CROSS_KERNEL='bogus'") in done.stderr

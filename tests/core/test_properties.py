@@ -16,6 +16,9 @@ from beam_cross import DEFAULT_HASH_KEY, hashed_cross
 
 tf = pytest.importorskip("tensorflow", reason="the differential oracle is TensorFlow (extra `tf`)")
 
+# Every test runs on both kernels, the compiled one and the NumPy path (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernel")
+
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 # More examples for a one-off deep run: BEAM_CROSS_EXAMPLES=5000 pytest tests/core/test_properties.py
 SETTINGS = settings(max_examples=int(os.environ.get("BEAM_CROSS_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
