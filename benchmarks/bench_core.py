@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    print(f"kernel={beam_cross.core.KERNEL} rows={args.rows:,} num_bins={NUM_BINS:,} numpy {np.__version__} pyarrow {pa.__version__} "
+    print(f"kernel={getattr(beam_cross.core, 'KERNEL', 'none (a build before the kernel)')} rows={args.rows:,} num_bins={NUM_BINS:,} numpy {np.__version__} pyarrow {pa.__version__} "
           f"tensorflow {tf.__version__} cpus={os.cpu_count()}")
     header = (f"{'shape':40s} {'input':>6s} {'beam_cross':>12s} {'tf op':>12s} {'ratio':>7s} {'target':>7s} "
               f"{'peak/input':>10s}")

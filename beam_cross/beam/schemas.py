@@ -26,6 +26,22 @@ def schema_fields(element_type) -> list[tuple[str, typing.Any]] | None:
         return None
 
 
+def _feature_types(element_type, fields) -> dict:
+    """Field -> its declared type, for the kinds of the crossed features and the type of a cross.
+
+    Beam reads the annotations of a NamedTuple written under ``from __future__ import annotations``
+    (strings) as ``Any``; their resolved types say what the fields hold. (The fields passed through
+    keep Beam's own types.)"""
+    types = dict(fields)
+    if _is_named_tuple(element_type):
+        try:
+            hints = typing.get_type_hints(element_type)
+        except (NameError, TypeError):  # an annotation naming what its module does not define
+            hints = {}
+        types.update({name: hints[name] for name, t in fields if t is typing.Any and name in hints})
+    return types
+
+
 def _is_named_tuple(element_type) -> bool:
     return isinstance(element_type, type) and issubclass(element_type, tuple) and hasattr(element_type, "_fields")
 
@@ -57,7 +73,7 @@ def declared_kinds(element_type, crosses) -> dict[str, str]:
     fields = schema_fields(element_type)
     if fields is None:
         return {}
-    types = dict(fields)
+    types = _feature_types(element_type, fields)
     kinds = {}
     for cross in crosses:
         absent = [f for f in cross.features if f not in types]
@@ -92,7 +108,7 @@ def output_row_type(element_type, crosses, keep_inputs: bool):
     fields = schema_fields(element_type)
     if fields is None:
         return None
-    types = dict(fields)
+    types = _feature_types(element_type, fields)
     consumed = {f for c in crosses for f in c.features}
     out = [(name, t) for name, t in fields if keep_inputs or name not in consumed]
     for cross in crosses:

@@ -507,3 +507,15 @@ def test_a_stream_keeps_each_elements_timestamp_window_and_pane():
         bins = tf_bins([[r["country"] for r in rows], [r["hour"] for r in rows]], CROSSES[0].num_bins)
         assert_that(seen, equal_to([(r["country"], b, 10.0 * i, 25.0 * (10 * i // 25), True, True)
                                     for i, (r, b) in enumerate(zip(rows, bins))]))
+
+
+def test_a_named_tuple_under_postponed_annotations_declares_its_kinds_and_an_int_cross():
+    # This module has `from __future__ import annotations`: Beam reads Event's fields as Any.
+    events = [Event("fr", 3, 1), Event(7, 3, 1)]  # `country: str` holding an int
+    with _pipeline() as p:
+        crossed, rejected = (p | beam.Create(events).with_output_types(Event)
+                             | CrossFeatures(CROSSES[:1]).with_exception_handling())
+        assert crossed.element_type.get_type_for("country_X_hour") is int
+        assert_that(crossed | beam.Map(lambda r: r.country_X_hour), equal_to(tf_bins([["fr"], [3]], 100)))
+        assert_that(rejected | beam.Map(lambda r: (r.reason, r.feature)), equal_to([(errors.MIXED_KINDS, "country")]),
+                    label="declared kind")

@@ -47,7 +47,7 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out.strip() == f"beam-cross {beam_cross.__version__}"
+    assert capsys.readouterr().out.strip() == f"beam-cross {beam_cross.__version__} (kernel: {beam_cross.core.KERNEL})"
 
 
 @pytest.mark.parametrize("config, message", [
