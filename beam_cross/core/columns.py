@@ -268,7 +268,7 @@ def _from_numpy(values: np.ndarray, feature) -> FeatureColumn:
         if _has_inner_nul(flat):  # Arrow's NumPy conversion would cut these strings at the NUL
             return _from_objects(flat.astype(object), feature, shape)
         try:
-            array = pa.array(flat, pa.string() if kind == "U" else pa.binary())
+            array = pa.array(flat, pa.large_string() if kind == "U" else pa.large_binary())  # never chunked
         except UnicodeError:  # lone surrogates
             raise _first_bad_value(values.reshape(-1).tolist(), feature) from None
         return FeatureColumn(arrow_fingerprints(array, feature)[0], None, shape)

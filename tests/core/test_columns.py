@@ -254,3 +254,12 @@ def test_numpy_values_in_object_columns_are_their_values_not_their_buffers(repea
     with pytest.raises(FeatureError) as info:
         feature_column(_objects(["a", np.float64(1.5)] * repeat), "f")
     assert (info.value.reason, info.value.row) == (reasons.FLOAT, 1)
+
+
+def test_a_million_row_numpy_string_array_is_hashed_whole():
+    # pyarrow converts a NumPy 'U' array this large to a ChunkedArray of `string`, which the NumPy
+    # path read as one array (an AttributeError); it converts to `large_string` now.
+    values = np.array([f"id-{i:014d}" for i in range(1_000_000)])
+    got = feature_column(values, "id").fingerprints
+    assert got[::9973].tolist() == [farmhash.fingerprint64(v) for v in values[::9973].tolist()]
+    assert np.array_equal(got, feature_column(values.astype(object), "id").fingerprints)
