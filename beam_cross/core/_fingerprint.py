@@ -234,6 +234,22 @@ def fingerprint64_fixed(flat: np.ndarray) -> tuple[np.ndarray | None, int]:
     return (out, -1) if bad < 0 else (None, bad)
 
 
+def offset_steps(offsets: np.ndarray) -> tuple[int, bool]:
+    """``(first, unit)`` over an int32 / int64 offsets array: the index of the first step that decreases
+    (-1 if none) and whether every step is exactly 1 (one value per row). One pass with the kernel.
+
+    >>> offset_steps(np.array([0, 1, 2], np.int64)), offset_steps(np.array([0, 2, 1], np.int32))
+    ((-1, True), (1, False))
+    """
+    if _C is not None and offsets.dtype in (np.int32, np.int64):
+        return _C.offset_steps(np.ascontiguousarray(offsets), offsets.dtype.itemsize)
+    steps = offsets[1:] - offsets[:-1]
+    decreasing = np.flatnonzero(steps < 0)
+    if len(decreasing):
+        return int(decreasing[0]), False
+    return -1, bool(np.all(steps == 1))
+
+
 def fingerprint64_buffers(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     """``Fingerprint64`` of each byte string in Arrow layout: string i is ``data[offsets[i]:offsets[i+1]]``.
 

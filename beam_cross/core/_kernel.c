@@ -642,6 +642,38 @@ static PyObject *k_cross_mapping(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* offset_steps(offsets, width) -> (first, unit): over offsets of `width` bytes (4 or 8), the index of
+ * the first step that decreases (-1 if none) and whether every step is exactly 1, in one pass with
+ * no temporary arrays. */
+static PyObject *k_offset_steps(PyObject *self, PyObject *args) {
+    PyObject *o_off;
+    int width;
+    if (!PyArg_ParseTuple(args, "Oi", &o_off, &width)) return NULL;
+    if (width != 4 && width != 8) return PyErr_Format(PyExc_ValueError, "offset width must be 4 or 8, not %d", width);
+    Py_buffer off;
+    if (get_in(o_off, &off) < 0) return NULL;
+    Py_ssize_t count = off.len / width;
+    Py_ssize_t first = -1;
+    int unit = 1;
+    const unsigned char *p = (const unsigned char *)off.buf;
+    for (Py_ssize_t i = 0; i + 1 < count; i++) {
+        int64_t a, b;
+        if (width == 4) {
+            int32_t o[2];
+            memcpy(o, p + 4 * i, 8);
+            a = o[0]; b = o[1];
+        } else {
+            int64_t o[2];
+            memcpy(o, p + 8 * i, 16);
+            a = o[0]; b = o[1];
+        }
+        if (b < a) { first = i; unit = 0; break; }
+        unit &= (b - a == 1);
+    }
+    PyBuffer_Release(&off);
+    return Py_BuildValue("nO", first, unit ? Py_True : Py_False);
+}
+
 /* fingerprint64(value) -> int: Fingerprint64 of bytes-like data or of a str's UTF-8. */
 static PyObject *k_fingerprint64(PyObject *self, PyObject *value) {
     if (PyUnicode_Check(value)) {
@@ -662,6 +694,7 @@ static PyMethodDef methods[] = {
     {"fingerprint_buffers", k_fingerprint_buffers, METH_VARARGS, "Fingerprint64 of strings in Arrow layout."},
     {"fingerprint_fixed", k_fingerprint_fixed, METH_VARARGS, "Fingerprint64 of a NumPy 'S' / 'U' array's values."},
     {"fingerprint_objects", k_fingerprint_objects, METH_VARARGS, "Fingerprints of exact str / bytes / int objects."},
+    {"offset_steps", k_offset_steps, METH_VARARGS, "The first decreasing step of offsets, and whether all steps are 1."},
     {"fold", k_fold, METH_VARARGS, "The FingerprintCat64 fold of uint64 columns, then the modulo."},
     {"make_plan", k_make_plan, METH_VARARGS, "A compiled plan for cross_mapping."},
     {"cross_mapping", k_cross_mapping, METH_VARARGS, "One dict crossed by a plan, or None."},

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from beam_cross.core import errors
-from beam_cross.core._fingerprint import compiled, fingerprint64_buffers
+from beam_cross.core._fingerprint import compiled, fingerprint64_buffers, offset_steps
 from beam_cross.core.errors import FeatureError
 
 STRING_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
@@ -135,9 +135,8 @@ def check_offsets(array, feature) -> None:
         size, what = (data_buffer.size if data_buffer is not None else 0), "string"
     else:
         return
-    decreasing = np.flatnonzero(offsets[1:] < offsets[:-1])
-    if len(decreasing):
-        row = int(decreasing[0])
+    row, _ = offset_steps(offsets)
+    if row >= 0:
         raise FeatureError(feature, errors.MALFORMED, f"the {what} offsets decrease (each row's end must not come before its start).",
                            f"offsets {int(offsets[row])} -> {int(offsets[row + 1])}", row)
     if len(offsets) and (offsets[0] < 0 or offsets[-1] > size):

@@ -20,12 +20,14 @@ the rest (still a column at a time).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from beam_cross.core import errors
+from beam_cross.core._fingerprint import offset_steps
 from beam_cross.core.arrow_values import arrow_kind, is_list_type
 from beam_cross.core.columns import FeatureColumn, check_offsets, feature_column, kind_of
 from beam_cross.core.cross import fold_columns
@@ -227,7 +229,7 @@ def _cross_fingerprints(cross: Cross, columns: list[FeatureValues], num_rows: in
         # Lists of exactly one value (TFXIO's layout for a scalar feature): the dense fold gives
         # the same bins without the cartesian bookkeeping.
         bins = _folded(cross, columns, num_rows, dense=True)
-        lists = pa.ListArray.from_arrays(pa.array(np.arange(num_rows + 1, dtype=np.int32)), pa.array(bins))
+        lists = pa.ListArray.from_arrays(_unit_offsets(num_rows), pa.array(bins))
         return lists, _scalar_mask(columns, num_rows)
     return _folded(cross, columns, num_rows, dense=False), _scalar_mask(columns, num_rows)
 
@@ -283,11 +285,18 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
     return result
 
 
+@functools.lru_cache(maxsize=4)
+def _unit_offsets(num_rows: int) -> pa.Array:
+    """The offsets ``0, 1, ..., num_rows`` of one value per row (Arrow arrays are immutable: batches
+    of one size share them)."""
+    return pa.array(np.arange(num_rows + 1, dtype=np.int32))
+
+
 def _one_value_per_row(column: FeatureValues) -> bool:
     if column.one_per_row is None:  # computed once per column, however many crosses use it
         splits = column.row_splits
         column.one_per_row = not column.errors and (splits is None or (
-            len(column.fingerprints) == len(splits) - 1 and bool(np.all(splits[1:] - splits[:-1] == 1))
+            len(column.fingerprints) == len(splits) - 1 and offset_steps(splits)[1]
         ))
     return column.one_per_row
 

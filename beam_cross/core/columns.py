@@ -109,7 +109,7 @@ def _from_arrow(array, feature) -> FeatureColumn:
             # Null lists carry no values: the row simply has no crosses, as a missing VarLen
             # feature in a tf.Example.
             array = pa.array(array.to_pylist(), type=array.type)  # normalise (rare path)
-        splits = array.offsets.to_numpy().astype(np.int64)
+        splits = array.offsets.to_numpy().astype(np.int64, copy=False)
         values = array.values.slice(splits[0], splits[-1] - splits[0])
         try:
             fingerprints, _ = arrow_fingerprints(values, feature)
@@ -118,7 +118,7 @@ def _from_arrow(array, feature) -> FeatureColumn:
                 raise value_error(feature, errors.NESTED, values[0].as_py(), row_of(splits, 0)) from None
             row = row_of(splits, error.row)
             raise FeatureError(feature, error.reason, error.detail, error.value, row) from None
-        return FeatureColumn(fingerprints, splits - splits[0], (len(array),))
+        return FeatureColumn(fingerprints, splits - splits[0] if splits[0] else splits, (len(array),))
     fingerprints, _ = arrow_fingerprints(array, feature)
     return FeatureColumn(fingerprints, None, (len(array),))
 

@@ -219,3 +219,20 @@ def test_env_var_refuses_other_values():
     assert done.returncode != 0 and done.stdout == ""
     assert ("ImportError: BEAM_CROSS_KERNEL must be `c` or `numpy` (or unset). "
             "Received: BEAM_CROSS_KERNEL='bogus'") in done.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_offset_steps_finds_the_first_decrease_and_unit_steps(dtype):
+    from beam_cross.core._fingerprint import offset_steps
+
+    rng = np.random.default_rng(5)
+    cases = [np.arange(7), np.array([0]), np.array([], np.int64), np.array([0, 1, 1, 2]), np.array([3, 4, 5])]
+    for _ in range(200):
+        steps = rng.integers(-1, 3, rng.integers(0, 12))
+        cases.append(np.concatenate([[rng.integers(0, 5)], steps]).cumsum())
+    for offsets in cases:
+        offsets = offsets.astype(dtype)
+        values = offsets.tolist()
+        first = next((i for i in range(len(values) - 1) if values[i + 1] < values[i]), -1)
+        unit = first < 0 and all(b - a == 1 for a, b in zip(values, values[1:]))
+        assert offset_steps(offsets) == (first, unit), values
