@@ -199,12 +199,14 @@ def fingerprint64_objects(values, count: int = -1) -> np.ndarray:
     """
     if _C is not None and isinstance(values, (list, tuple, np.ndarray)):
         fingerprints, kinds = object_fingerprints(values)
-        if kinds is not None and kinds <= _STRING:
+        if kinds is not None and kinds <= STRING_KIND:
             return fingerprints
     return np.fromiter(map(farmhash.fingerprint64, values), np.uint64, count)
 
 
-_STRING, _INT = 1, 2  # the kinds the compiled kernel reports, as bits
+# The kinds the compiled kernel reports, as bits: strings, integers, and both in one column.
+STRING_KIND, INT_KIND = 1, 2
+BOTH_KINDS = STRING_KIND | INT_KIND
 
 
 def object_fingerprints(values) -> tuple[np.ndarray | None, int | None]:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from beam_cross.core import errors
-from beam_cross.core._fingerprint import fingerprint64_fixed, fingerprint64_objects, object_fingerprints
+from beam_cross.core._fingerprint import BOTH_KINDS, fingerprint64_fixed, fingerprint64_objects, object_fingerprints
 from beam_cross.core.arrow_values import (
     DEDUP_SAMPLE,
     arrow_fingerprints,
@@ -124,7 +124,6 @@ def _from_arrow(array, feature) -> FeatureColumn:
 
 
 _NONE = type(None)
-_BOTH_KINDS = 3  # object_fingerprints saw strings and integers: the slow path names the mixed value
 # np.bytes_ is left out: its value is its bytes less trailing NULs (the value rule), which only the
 # slow path strips.
 _FAST_STRING_TYPES = frozenset({str, bytes, np.str_})
@@ -152,7 +151,7 @@ def _from_objects(values: np.ndarray, feature, shape) -> FeatureColumn:
     its neighbours."""
     values = np.ascontiguousarray(values.reshape(-1))
     fingerprints, kinds = object_fingerprints(values)  # the compiled kernel: exact str, bytes, int
-    if kinds is not None and kinds != _BOTH_KINDS:
+    if kinds is not None and kinds != BOTH_KINDS:  # both: the slow path names the mixed value
         return FeatureColumn(fingerprints, None, shape)
     try:
         column = _fast_objects(values, feature, shape)

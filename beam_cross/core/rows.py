@@ -26,7 +26,7 @@ import farmhash
 from beam_cross.core import _fingerprint
 from beam_cross.core.cross import DEFAULT_HASH_KEY, _modulus
 
-_CODES = {None: 0, "string": 1, "int": 2}
+_CODES = {None: 0, "string": _fingerprint.STRING_KIND, "int": _fingerprint.INT_KIND}  # the kernel's kind bits
 _MASK = 2**64 - 1
 _K_MUL = int(_fingerprint.K_MUL)
 _INT64_MIN, _UINT64_END = -(2**63), 2**64
@@ -85,11 +85,11 @@ class RowPlan:
             value = mapping.get(feature, mapping)  # the mapping itself stands for "absent": never a fast case
             kind = type(value)
             if kind is int:
-                if declared == 1 or not _INT64_MIN <= value < _UINT64_END:
+                if declared == _fingerprint.STRING_KIND or not _INT64_MIN <= value < _UINT64_END:
                     return None
                 fingerprints.append(value & _MASK)
             elif kind is str or kind is bytes:
-                if declared == 2:
+                if declared == _fingerprint.INT_KIND:
                     return None
                 fingerprint = self._cache.get(value)
                 if fingerprint is None:
