@@ -81,14 +81,14 @@ def make_table(rows: int, seed: int = 0) -> pa.Table:
 
 def write_input(table: pa.Table, fmt: str, path: str) -> None:
     sys.path.insert(0, ROOT)
-    from beam_cross.job import writers
+    from beam_cross.job import formats
 
     if fmt == "parquet":
         pq.write_table(table, path)
     elif fmt == "csv":
         pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
     else:
-        writer = writers.open_writer(path, fmt)
+        writer = formats.open_writer(path, fmt)
         for batch in table.to_batches(max_chunksize=100_000):
             writer.write(batch)
         writer.close()

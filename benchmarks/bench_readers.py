@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from apache_beam.io.tfrecordio import _TFRecordUtil
+from beam_cross.job.tf_example import encode_example
 
 from beam_cross.job.readers import ReadChunks, plan_input
-from beam_cross.job.tf_example import encode_example
 
 FORMATS = ("parquet", "csv", "jsonl", "tfrecord")
 

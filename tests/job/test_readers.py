@@ -23,8 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
-from beam_cross.job.readers import Chunk, InputError, ReadChunks, plan_input, read_item
-from beam_cross.job.tf_example import encode_example
+from beam_cross.job.errors import InputError, RowsLost
+from beam_cross.job.formats.examples import encode_example
+from beam_cross.job.readers import Chunk, ReadChunks, WorkItem, check_coverage, line_bases, plan_input, read_item
+from beam_cross.job.rejections import placed
+from beam_cross.job.schema import parse_schema
 
 
 # -- helpers --------------------------------------------------------------------------------------------
@@ -41,7 +44,7 @@ class _Save(beam.DoFn):
         with open(name + ".json", "w") as handle:
             json.dump({"rejected": list(chunk.rejected), "rows_read": chunk.rows_read, "source": chunk.source,
                        "where": chunk.locate(range(chunk.rows.num_rows)), "progress": chunk.progress,
-                       "is_chunk": isinstance(chunk, Chunk)}, handle)
+                       "coverage": chunk.coverage, "is_chunk": isinstance(chunk, Chunk)}, handle)
 
 
 def run(tmp_path, files, fmt, schema, **options) -> dict:
@@ -65,14 +68,22 @@ def _place(source: str):
     return path, int(where.split()[-1])
 
 
+def _resolved(place, bases) -> str:
+    source, pending = place
+    return source if pending is None else f"{pending['path']}:{bases[(pending['path'], pending['start'])] + pending['line'] + 1}"
+
+
 def summary(chunks, sort_key=None) -> dict:
-    """Rows (with their place), rejections and counts of chunks (dicts or Chunk objects)."""
+    """Rows (with their place), rejections and counts of chunks (dicts or Chunk objects), places
+    resolved from the chunks' coverage as the pipeline does."""
+    chunks = list(chunks)
+    getters = [chunk.get if isinstance(chunk, dict) else (lambda name, c=chunk: getattr(c, name)) for chunk in chunks]
+    bases = line_bases([get("coverage") for get in getters if get("coverage") is not None])
     rows, rejected, read, progress = [], [], 0, 0
-    for chunk in chunks:
-        get = chunk.get if isinstance(chunk, dict) else lambda name, c=chunk: getattr(c, name)
+    for chunk, get in zip(chunks, getters):
         where = get("where") if isinstance(chunk, dict) else chunk.locate(range(chunk.rows.num_rows))
-        rows += list(zip(where, get("rows").to_pylist()))
-        rejected += list(get("rejected"))
+        rows += list(zip([_resolved(w, bases) for w in where], get("rows").to_pylist()))
+        rejected += [placed(dict(r), bases) for r in get("rejected")]
         read += get("rows_read")
         progress += get("progress")
         assert get("rows_read") == get("rows").num_rows + len(get("rejected"))
@@ -86,8 +97,13 @@ def summary(chunks, sort_key=None) -> dict:
     }
 
 
+def item(plan, start=0, stop=None, index=0) -> WorkItem:
+    planned = plan.files[index]
+    return WorkItem(planned, start, planned.size if stop is None else stop)
+
+
 def read_whole(path, plan, **options) -> dict:
-    return summary(read_item(path, 0, os.path.getsize(path), plan.format, plan.schema, **options))
+    return summary(read_item(item(plan), plan.format, plan.schema, **options))
 
 
 def reasons(result) -> list[tuple[str, str]]:
@@ -130,7 +146,7 @@ def test_parquet_files_must_share_a_schema(tmp_path):
     with pytest.raises(InputError, match="2.parquet has schema"):
         plan_input(str(tmp_path))
     with pytest.raises(InputError, match="does not apply to Parquet"):
-        plan_input(str(tmp_path / "1.parquet"), schema_text="a:int")
+        plan_input(str(tmp_path / "1.parquet"), declared=parse_schema("a:int"))
 
 
 # -- CSV ------------------------------------------------------------------------------------------------
@@ -153,16 +169,16 @@ def test_csv_rows_and_rejections_with_file_line(tmp_path):
     data = ("\r\n".join(lines) + "\r\n").encode()
     data = data.replace(b"riga", b"r\xffga")  # 12: invalid UTF-8 in one cell
     path.write_bytes(data)
-    plan = plan_input(str(path), schema_text="hour:int,tags:string_list")
+    plan = plan_input(str(path), declared=parse_schema("hour:int,tags:string_list"))
     result = run(tmp_path, plan.files, "csv", plan.schema)
     assert result["rows"] == [
         (f"{path}:2", {"city": "paris", "hour": 13, "tags": ["a", "b"]}),
         (f"{path}:7", {"city": "rome", "hour": 7, "tags": []}),
     ]
     assert reasons(result) == [("3", "type"), ("5", "type"), ("6", "type"), ("8", "parse"), ("9", "parse"),
-                               ("10", "parse"), ("11", "type"), ("12", "encoding")]
+                               ("11", "type"), ("12", "encoding")]
     assert all(r["message"].startswith(f"{path}:") and r["row"] for r in result["rejected"])
-    assert result["rows_read"] == 10 == len(lines) - 2  # the header and the blank line are not records
+    assert result["rows_read"] == 9 == len(lines) - 3  # the header and the blank line are not records; 9-10 one
     assert result["progress"] == len(data)
 
 
@@ -178,7 +194,7 @@ def test_csv_inference_is_strict_and_per_file(tmp_path):
     assert plan_input(str(tmp_path / "b.csv")).schema.field("hour").type == pa.string()  # 1_3 is no int
     with pytest.raises(InputError, match=r"Column `hour` is int64 .* and string in .*b\.csv.*--schema hour:type"):
         plan_input(str(tmp_path))
-    assert plan_input(str(tmp_path), schema_text="hour:string").schema.field("hour").type == pa.string()
+    assert plan_input(str(tmp_path), declared=parse_schema("hour:string")).schema.field("hour").type == pa.string()
 
 
 def test_csv_duplicate_header_and_mixed_formats_are_refused(tmp_path):
@@ -196,10 +212,14 @@ def test_csv_duplicate_header_and_mixed_formats_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"other.csv has columns \['a', 'c'\], unlike the first file's"):
         plan_input(str(tmp_path / "[ou]*.csv"))
     ok_plan = plan_input(str(tmp_path / "ok.csv"))
-    with pytest.raises(InputError, match="has columns .* not those of the input schema"):  # a file outside the plan
-        list(read_item(str(tmp_path / "other.csv"), 0, 100, "csv", ok_plan.schema))
+    stat = os.stat(tmp_path / "ok.csv")  # the header changes, size and time kept: the read says so
+    (tmp_path / "ok.csv").write_text("a,c\n1,2\n")
+    os.utime(tmp_path / "ok.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    coverage = [c.coverage for c in read_item(item(ok_plan), "csv", ok_plan.schema) if c.coverage][0]
+    assert "its header is now ['a', 'c'], not ['a', 'b'] as planned" in coverage["error"]
+    (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="declares column `zz`, which the CSV header does not have"):
-        plan_input(str(tmp_path / "ok.csv"), schema_text="zz:int")
+        plan_input(str(tmp_path / "ok.csv"), declared=parse_schema("zz:int"))
     with pytest.raises(InputError, match="`--input_format` must be one of"):
         plan_input(str(tmp_path / "ok.csv"), input_format="xml")
     with pytest.raises(InputError, match="No column found"):
@@ -220,7 +240,7 @@ def test_compressed_text_with_bom_and_crlf(tmp_path, suffix, opener):
     csv_path = tmp_path / f"in.csv{suffix}"
     with opener(csv_path, "wb") as handle:
         handle.write(b"\xef\xbb\xbfcity,hour\r\n" + b"".join(b"c%d,%d\r\n" % (i, i) for i in range(1000)) + b"x,y\r\n")
-    plan = plan_input(str(csv_path), schema_text="hour:int")
+    plan = plan_input(str(csv_path), declared=parse_schema("hour:int"))
     assert plan.schema == pa.schema([("city", pa.string()), ("hour", pa.int64())])
     result = run(tmp_path, plan.files, "csv", plan.schema, range_bytes=100)  # compressed: read whole
     assert [row for _, row in result["rows"]] == [{"city": f"c{i}", "hour": i} for i in range(1000)]
@@ -238,7 +258,7 @@ def test_oversized_lines_are_rejected_without_stopping(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"a": "1"}\n{"a": "' + b"x" * 5000 + b'"}\n{"a": "3"}\n')
     plan = plan_input(str(path))
-    result = run(tmp_path, plan.files, "jsonl", plan.schema, max_line_bytes=1000, block_bytes=256)
+    result = run(tmp_path, plan.files, "jsonl", plan.schema, max_record_bytes=1000, block_bytes=256)
     assert [row for _, row in result["rows"]] == [{"a": "1"}, {"a": "3"}]
     assert reasons(result) == [("2", "oversized")]
 
@@ -258,7 +278,7 @@ def test_jsonl_bad_lines_each_rejected_with_reason(tmp_path):
         b'{"city": "bern", "hour": 2, "late": true}\n'  # 9: a key first seen late, in the sample
         b'{"city": "rome"}'  # 10: no final line break
     )
-    plan = plan_input(str(path), schema_text="city:string,hour:int")
+    plan = plan_input(str(path), declared=parse_schema("city:string,hour:int"))
     result = run(tmp_path, plan.files, "jsonl", plan.schema)
     assert plan.schema.field("late").type == pa.bool_()
     assert result["rows"] == [
@@ -292,7 +312,7 @@ def test_jsonl_late_keys_are_covered_or_rejected(tmp_path):
     result = run(tmp_path, small.files, "jsonl", small.schema)
     assert reasons(result) == [("3001", "unknown_column")] and "late" in result["rejected"][0]["message"]
     assert result["rows_read"] == 3002
-    declared = plan_input(str(tmp_path), schema_text="late:string")
+    declared = plan_input(str(tmp_path), declared=parse_schema("late:string"))
     assert declared.schema.field("late").type == pa.string()
     result = run(tmp_path, declared.files, "jsonl", declared.schema)
     assert result["rejected"] == [] and result["rows"][3000][1]["late"] == "x"
@@ -335,8 +355,9 @@ def test_tfrecord_corrupt_length_fails_the_run(tmp_path):
     path = tmp_path / "in.tfrecord"
     path.write_bytes(bytes(data))
     plan = plan_input(str(path))
-    with pytest.raises(Exception, match="corrupt length"):
-        run(tmp_path, plan.files, "tfrecord", plan.schema)
+    coverage = [c.coverage for c in read_item(item(plan), "tfrecord", plan.schema) if c.coverage]
+    with pytest.raises(RowsLost, match="record 1 at byte .* has a corrupt length"):
+        check_coverage(plan.files, coverage)
 
 
 def test_tfrecord_gzip(tmp_path):
@@ -364,8 +385,8 @@ def test_any_split_reads_each_line_exactly_once(tmp_path, fmt, make):
     data = make()
     path = tmp_path / f"in.{fmt}"
     path.write_bytes(data)
-    plan = plan_input(str(path), schema_text="id:int")
-    whole = read_whole(str(path), plan, max_line_bytes=40)
+    plan = plan_input(str(path), declared=parse_schema("id:int"))
+    whole = read_whole(str(path), plan, max_record_bytes=40)
     assert whole["rows_read"] == len([line for line in data.split(b"\n") if line.strip()]) - (fmt == "csv")
     assert whole["rejected"] and all(r["reason"] and r["source"].startswith(f"{path}:") for r in whole["rejected"])
     boundaries = {i for i in range(1, len(data)) if data[i - 1:i] in (b"\r", b"\n") or data[i] >= 0x80}
@@ -374,7 +395,7 @@ def test_any_split_reads_each_line_exactly_once(tmp_path, fmt, make):
         for second in (cut, min(len(data), cut + 5)):
             parts = [(0, cut, 7), (cut, second, 3), (second, len(data), 5)]
             chunks = [c for s, e, block in parts if s < e
-                      for c in read_item(str(path), s, e, fmt, plan.schema, block_bytes=block, max_line_bytes=40)]
+                      for c in read_item(item(plan, s, e), fmt, plan.schema, block_bytes=block, max_record_bytes=40)]
             split = summary(chunks)
             assert split == whole, f"split at {cut}, {second}"
             assert split["progress"] == len(data)
@@ -383,7 +404,7 @@ def test_any_split_reads_each_line_exactly_once(tmp_path, fmt, make):
 def test_read_chunks_splits_a_file_into_ranges(tmp_path):
     path = tmp_path / "in.csv"
     path.write_bytes(b"a,b\n" + b"".join(b"%d,\xc3\xa9%d\r\n" % (i, i) for i in range(2000)) + b"x,bad\n")
-    plan = plan_input(str(path), schema_text="a:int")
+    plan = plan_input(str(path), declared=parse_schema("a:int"))
     assert len(ReadChunks(plan.files, "csv", plan.schema, range_bytes=1000).work_items()) > 20
     split = run(tmp_path, plan.files, "csv", plan.schema, range_bytes=1000, block_bytes=300)
     whole = run(tmp_path, plan.files, "csv", plan.schema)
@@ -403,10 +424,10 @@ def test_read_chunks_argument_errors():
 def test_declared_float_column_is_typed_and_reported(tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("a,b\nx,1\n")
-    plan = plan_input(str(path), schema_text="b:float")
-    chunks = list(read_item(str(path), 0, os.path.getsize(path), "csv", plan.schema))
+    plan = plan_input(str(path), declared=parse_schema("b:float"))
+    chunks = list(read_item(item(plan), "csv", plan.schema))
     assert chunks[0].rows.schema == plan.schema and plan.float_columns == ("b",)
-    assert chunks[0].locate([0]) == [f"{path}:2"] and chunks[0].rows.to_pylist() == [{"a": "x", "b": 1.0}]
+    assert chunks[0].locate([0]) == [(f"{path}:2", None)] and chunks[0].rows.to_pylist() == [{"a": "x", "b": 1.0}]
 
 
 def _delimited(tag: int, payload: bytes) -> bytes:
@@ -423,7 +444,7 @@ def _example(entries: list[bytes]) -> bytes:
 
 
 def test_tf_example_columns_match_protobuf_record_by_record():
-    from beam_cross.job.binary_formats import decode_examples, decode_examples_one_by_one
+    from beam_cross.job.formats.examples import decode_examples, decode_examples_one_by_one
 
     rng = np.random.default_rng(7)
     schema = pa.schema([("city", pa.string()), ("hour", pa.int64()), ("tags", pa.list_(pa.string())),
@@ -486,7 +507,7 @@ def test_dask_runner_reads_the_same_chunks(tmp_path):
         pickler.register_pickle_by_value(sys.modules[__name__])
     path = tmp_path / "in.csv"
     path.write_bytes(b"a,b\n" + b"".join(b"%d,x%d\n" % (i, i) for i in range(3000)) + b"bad,row,here\n")
-    plan = plan_input(str(path), schema_text="a:int")
+    plan = plan_input(str(path), declared=parse_schema("a:int"))
     expected = run(tmp_path, plan.files, "csv", plan.schema)
     folder = tmp_path / "dask"
     folder.mkdir()
@@ -510,7 +531,7 @@ def test_dask_runner_reads_the_same_chunks(tmp_path):
 def test_tf_example_columns_stay_with_their_record_when_earlier_features_are_missing():
     # A record without `device` has `hour` one entry earlier than its neighbours: each value must
     # still land in its own record's row.
-    from beam_cross.job.binary_formats import decode_examples, decode_examples_one_by_one
+    from beam_cross.job.formats.examples import decode_examples, decode_examples_one_by_one
 
     schema = pa.schema([("click_id", pa.int64()), ("device", pa.string()), ("hour", pa.int64()),
                         ("tags", pa.list_(pa.string()))])
