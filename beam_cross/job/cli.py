@@ -32,6 +32,13 @@ def _not_bigquery_notice(record: logging.LogRecord) -> bool:
 
 logging.getLogger().addFilter(_not_bigquery_notice)
 
+
+def _not_a_reported_failure(record: logging.LogRecord) -> bool:
+    # A runner logs a worker's error with its traceback before raising it; the command reports that
+    # error itself, in one line (the traceback goes to its log file, or to the terminal with --verbose).
+    return not (record.name.startswith("apache_beam") and record.levelno >= logging.ERROR
+                and (record.exc_info or "Traceback (most recent call last)" in record.getMessage()))
+
 import os  # noqa: E402
 import signal  # noqa: E402
 import tempfile  # noqa: E402
@@ -51,6 +58,9 @@ def main(argv=None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_a_reported_failure)
     if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds: the output lock is released
         signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -16,6 +16,8 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
+from beam_cross.job.formats.base import writing
+
 PENDING = "_pending"
 
 
@@ -58,18 +60,21 @@ class RejectedWriter:
         self.path = path
         self.rows = 0
         self.pending = 0
-        self._handle = FileSystems.create(path)
+        with writing(path):
+            self._handle = FileSystems.create(path)
 
     def write(self, records) -> int:
         lines = [json.dumps(r, default=json_default) + "\n" for r in records]
         if lines:
-            self._handle.write("".join(lines).encode("utf-8"))
+            with writing(self.path):
+                self._handle.write("".join(lines).encode("utf-8"))
             self.rows += len(lines)
             self.pending += sum(PENDING in r for r in records)
         return len(lines)
 
     def close(self) -> int:
-        self._handle.close()
+        with writing(self.path):
+            self._handle.close()
         return self.rows
 
 

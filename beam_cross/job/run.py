@@ -223,7 +223,11 @@ def _manifest(job: Job, argv, moves, results, read, crossed, rejected, inputs) -
 
 def finish(job: Job, results: dict, counters: dict, argv, started: float) -> Summary:
     """Checks the input's coverage and the accounting, writes the report, commits; returns the summary."""
-    inputs = check_coverage(job.files, results.get("coverage", []))
+    try:
+        inputs = check_coverage(job.files, results.get("coverage", []))
+    except RowsLost:  # rows of an input that changed, or was read in part: nothing of the run is kept
+        commit.remove_temp(job.temp_dir)
+        raise
     read, crossed, rejected = check_accounting(job, results, counters)
     check_rejected_share(job, read, crossed, rejected)
     moves = _final_names(job, results)

@@ -12,6 +12,7 @@ run checks against the plan: every planned byte read exactly once.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,17 +119,20 @@ class Writer:
     def __init__(self, path: str):
         self.path = path
         self.rows = 0
-        self._handle = FileSystems.create(path)
+        with writing(path):
+            self._handle = FileSystems.create(path)
 
     def write(self, batch: pa.RecordBatch) -> int:
         if batch.num_rows:
-            self._write(batch)
+            with writing(self.path):
+                self._write(batch)
             self.rows += batch.num_rows
         return batch.num_rows
 
     def close(self) -> int:
-        self._finish()
-        self._handle.close()
+        with writing(self.path):
+            self._finish()
+            self._handle.close()
         return self.rows
 
     def start(self, schema: pa.Schema) -> None:
@@ -140,6 +144,17 @@ class Writer:
 
     def _finish(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def writing(path: str):
+    """Re-raises a filesystem error (no space, no permission...) naming the file being written."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from error
 
 
 # -- helpers of the readers ------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ class Decompressed:
         self._decoder = None
         self._buffer = bytearray()
         self._done = False
+        self._error = None
         self.raw_bytes = 0
 
     def _fill(self, wanted: int) -> None:
@@ -78,9 +79,9 @@ class Decompressed:
             data = self._raw.read(_RAW_READ)
             if not data:
                 self._done = True
-                if self._decoder is not None:
-                    raise ReadError(f"{self.path}: the {self.codec} stream ends at byte {self.raw_bytes} without its "
-                                    "end marker: the file is cut short or damaged")
+                if self._decoder is not None:  # raised once the bytes before it are read
+                    self._error = ReadError(f"{self.path}: the {self.codec} stream ends at byte {self.raw_bytes} "
+                                            "without its end marker: the file is cut short or damaged")
                 return
             start = self.raw_bytes
             self.raw_bytes += len(data)
@@ -101,12 +102,16 @@ class Decompressed:
                     raise ReadError(f"{self.path}: {len(data)} bytes after the end of the deflate stream")
 
     def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
+        if size is None or size < 0:  # to the end: a stream without its end is an error
             while not self._done:
                 self._fill(len(self._buffer) + _RAW_READ)
+            if self._error is not None:
+                raise self._error
             size = len(self._buffer)
         else:
             self._fill(size)
+        if not self._buffer and self._error is not None:
+            raise self._error
         out = bytes(self._buffer[:size])
         del self._buffer[:size]
         return out
@@ -119,6 +124,23 @@ class Decompressed:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def head(path: str, size: int) -> bytes:
+    """Up to ``size`` bytes of the start of a file, decompressed; a damaged stream gives what comes
+    before the damage (the read of the file reports the damage)."""
+    parts, got = [], 0
+    with open_stream(path) as handle:
+        try:
+            while got < size:
+                part = handle.read(min(size - got, 1 << 16))
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+        except ReadError:
+            pass
+    return b"".join(parts)
 
 
 def open_stream(path: str):

@@ -135,7 +135,8 @@ def parse_csv_block(block: bytes, header: list[str], schema: pa.Schema, max_line
         breaks = newlines[~_inside(newlines, opening, closing)]
     else:
         breaks = newlines
-    ends = breaks if block.endswith(b"\n") or not block else np.append(breaks, len(block))
+    ends_with_break = len(breaks) and breaks[-1] == len(block) - 1
+    ends = breaks if ends_with_break or not block else np.append(breaks, len(block))
     starts = np.empty_like(ends)
     if len(ends):
         starts[0] = 0
@@ -256,9 +257,7 @@ class CsvFormat(Format):
     same_columns = True
 
     def inspect(self, path, sample_bytes, declared):
-        with compression.open_stream(path) as handle:
-            head = handle.read(sample_bytes + 1)
-        head = head.removeprefix(BOM)
+        head = compression.head(path, sample_bytes + 1).removeprefix(BOM)
         line, _, rest = head.partition(b"\n")
         names = _header(line, path)
         if not names:

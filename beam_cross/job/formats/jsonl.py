@@ -243,9 +243,7 @@ class JsonlFormat(Format):
     typed_values = True
 
     def inspect(self, path, sample_bytes, declared):
-        with compression.open_stream(path) as handle:
-            head = handle.read(sample_bytes + 1)
-        head = head.removeprefix(BOM)
+        head = compression.head(path, sample_bytes + 1).removeprefix(BOM)
         if len(head) > sample_bytes:
             head = head[: head.rfind(b"\n") + 1]
         types = infer_json_schema(head, declared)
