@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("parquet", "csv", "jsonl", "tfrecord")
-TARGETS = {"parquet": 1.5, "csv": 2.0, "jsonl": 2.0, "tfrecord": 2.0}
+TARGETS = {"parquet": 1.5, "csv": 1.0, "jsonl": 1.0, "tfrecord": 1.0}
 CROSSES = ["--cross", "country,hour:1000", "--cross", "device,site:500"]
 
 FLOOR = {

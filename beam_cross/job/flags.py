@@ -14,6 +14,7 @@ from beam_cross.core.spec import OUTPUT_MODES, Cross
 from beam_cross.core.stats import DEFAULT_TARGET_COLLISION_SHARE
 from beam_cross.job.errors import PlanError
 from beam_cross.job.formats import FORMATS
+from beam_cross.job.formats.base import RANGE_BYTES
 from beam_cross.job.plan import load_crosses
 from beam_cross.job.schema import TYPES
 
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "target_collision_share", type=float, default=DEFAULT_TARGET_COLLISION_SHARE,
           help="collision share the suggested num_bins aims at (default: 0.01)")
     _flag(parser, "no_chart", action="store_true", help="write the report JSON only (no matplotlib needed)")
+    _flag(parser, "range_bytes", type=int, default=RANGE_BYTES,
+          help="the work of an uncompressed file is cut into byte ranges of this size, read by different workers "
+               f"(default {RANGE_BYTES >> 20} MiB)")
     _flag(parser, "read_whole", action="store_true",
           help="read each input file by one worker, never as byte ranges (CSV files whose quoted values hold line "
                "breaks anywhere; files with such a value in their first MiB are read whole anyway)")

@@ -218,6 +218,8 @@ def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
     """Checks the input, crosses and output before anything runs; returns the Job or raises PlanError."""
     if args.num_shards < 0:
         raise PlanError(f"`--num_shards` must be >= 0 (0: one file per bundle). Received: num_shards={args.num_shards}")
+    if args.range_bytes < 1:
+        raise PlanError(f"`--range_bytes` must be >= 1. Received: range_bytes={args.range_bytes}")
     if not 0 <= args.max_rejected_share <= 1:
         raise PlanError(f"`--max_rejected_share` must be between 0 and 1. Received: max_rejected_share={args.max_rejected_share}")
     crosses, source, feature_types = plan_source(args, crosses, notes)
@@ -240,4 +242,5 @@ def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
         progress_unit=source.total_unit,
         feature_types=feature_types,
         notes=notes,
+        range_bytes=args.range_bytes,
     )

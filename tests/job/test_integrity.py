@@ -307,3 +307,36 @@ def test_the_crosses_are_the_cores(tmp_path):
     assert _ids(_rows(5)) == Cross(["country", "hour"], 100).apply(
         {"country": [c for _, c, _ in _rows(5)], "hour": [h for _, _, h in _rows(5)]}).tolist()
     assert os.path.basename(LOCK).startswith(".")
+
+
+# -- places of rejected rows, counted as the readers go ----------------------------------------------------
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_rejected_rows_of_every_range_have_their_file_line(tmp_path, fmt):
+    lines, bad = [], set()
+    for i in range(3000):
+        hour = "x" if i % 97 == 5 else str(i % 24)
+        country = "" if i % 89 == 7 else f"c{i % 7}"  # empty: a missing value, rejected by the cross
+        if fmt == "csv":
+            lines.append(f"{i},{country},{hour}")
+        else:
+            lines.append(json.dumps({"id": i, "country": country or None, "hour": hour if hour == "x" else int(hour)}))
+        if i % 97 == 5 or i % 89 == 7:
+            bad.add(i)
+    header = ["id,country,hour"] if fmt == "csv" else []
+    data = "\n".join(header + lines) + "\n"
+    path = tmp_path / f"in.{fmt}"
+    path.write_text(data)
+    output = tmp_path / "out"
+    assert main(["--input", str(path), *CROSS, "--schema", "hour:int", "--output", str(output),
+                 "--range_bytes", "1000", "--no_chart"]) == 0
+    rejected = [json.loads(line) for p in sorted((output / "rejected").glob("*")) for line in p.read_text().splitlines()]
+    numbers = {int(r["source"].rpartition(":")[2]) for r in rejected}
+    first = len(header) + 1  # the line of row 0
+    assert numbers == {first + i for i in bad}
+    assert all(r["message"].startswith(r["source"] + ": ") and "_pending" not in r for r in rejected)
+    text_lines = data.splitlines()
+    for record in rejected:  # each place holds the row the record shows
+        row = record["row"]
+        shown = row["id"] if isinstance(row, dict) else (row.split(",")[0] if fmt == "csv" else json.loads(row)["id"])
+        line = text_lines[int(record["source"].rpartition(":")[2]) - 1]
+        assert str(shown) == (line.split(",")[0] if fmt == "csv" else str(json.loads(line)["id"])), record

@@ -73,3 +73,32 @@ def test_jsonl_late_keys_are_covered_or_rejected(tmp_path):
     assert declared.schema.field("late").type == pa.string()
     result = run(tmp_path, declared.files, "jsonl", declared.schema)
     assert result["rejected"] == [] and result["rows"][3000][1]["late"] == "x"
+
+
+def test_refused_lines_are_found_in_one_pass_whatever_their_share(tmp_path):
+    """Every line refused, one in two, one in a thousand, at the start and at the end: the reader finds
+    each one with Python's reason, and keeps every good line (compared with Python's json line by line)."""
+    import json as python_json
+
+    from beam_cross.job.formats.jsonl import parse_jsonl_block
+
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string())])
+    good = [b'{"a": %d, "b": "x%d"}' % (i, i) for i in range(2000)]
+    kinds = [b'{"a": ', b"[1, 2]", b'{"a": "text"}', b'{"a": 1, "zz": 2}', b"\xff\xfe", b'{"a": 1}{"a": 2}']
+    for every in (1, 2, 1000):
+        lines = [kinds[i % len(kinds)] if i % every == 0 else line for i, line in enumerate(good)]
+        lines[-1] = kinds[0]
+        parsed = parse_jsonl_block(b"\n".join(lines) + b"\n", schema)
+        expected_good = []
+        for number, line in enumerate(lines):
+            try:
+                value = python_json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict) and set(value) <= {"a", "b"} and isinstance(value.get("a"), int):
+                expected_good.append((number, value))
+        assert [(int(n), row) for n, row in zip(parsed.row_lines, parsed.rows.to_pylist())] == [
+            (n, {"a": v.get("a"), "b": v.get("b")}) for n, v in expected_good]
+        assert sorted(line for line, _, _, _ in parsed.rejected) == sorted(
+            set(range(len(lines))) - {n for n, _ in expected_good})
+        assert all(reason in ("parse", "type", "encoding", "unknown_column") for _, reason, _, _ in parsed.rejected)

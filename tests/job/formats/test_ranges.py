@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import apache_beam as beam
 import pyarrow as pa
@@ -99,3 +100,50 @@ def test_dask_runner_reads_the_same_chunks(tmp_path):
     assert len(chunks) > 3
     assert summary(chunks) == expected
     assert expected["rows_read"] == 3001 and reasons(expected) == [("3002", "parse")]
+
+
+def _coverage(path, start, begin, end, lines=1, records=1, groups=(), error=None):
+    return {"path": path, "start": start, "stop": end, "begin": begin, "end": end, "lines": lines,
+            "records": records, "groups": [list(g) for g in groups], "error": error}
+
+
+def test_the_coverage_check_names_each_way_a_file_can_be_misread(tmp_path):
+    from beam_cross.job.errors import RowsLost
+    from beam_cross.job.readers import check_coverage
+
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a\n" + b"1\n" * 99)
+    planned = plan_input(str(path)).files
+    name = str(path)
+    good = [_coverage(name, 0, 0, 120, 60, 59), _coverage(name, 120, 120, 200, 40, 40)]
+    assert check_coverage(planned, good) == [{"path": name, **planned[0].identity(), "rows": 99}]
+    for coverage, message in [
+        ([good[0]], "read up to byte 120 of 200"),
+        ([good[0], _coverage(name, 120, 130, 200)], "bytes 120 to 130 not read"),
+        ([good[0], _coverage(name, 110, 110, 200)], "bytes 110 to 120 read twice"),
+        ([good[0], good[1], good[1]], "a byte range was read twice"),
+        ([], "not read"),
+        ([*good, _coverage("/elsewhere.csv", 0, 0, 5)], "/elsewhere.csv: read, but not in the plan"),
+        ([good[0], _coverage(name, 120, 120, 150, error=f"{name}: the file is gone")], "the file is gone"),
+        ([good[0], _coverage(name, 120, 120, 210)], "more than its planned 200"),
+    ]:
+        with pytest.raises(RowsLost, match=re.escape(message)):
+            check_coverage(planned, coverage)
+
+
+def test_the_coverage_check_of_parquet_counts_row_groups(tmp_path):
+    import pyarrow.parquet as pq
+
+    from beam_cross.job.errors import RowsLost
+    from beam_cross.job.readers import check_coverage
+
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"a": list(range(10))}), path, row_group_size=4)
+    planned = plan_input(str(path)).files
+    assert [rows for _, rows in planned[0].groups] == [4, 4, 2]
+    name, size = str(path), planned[0].size
+    assert check_coverage(planned, [_coverage(name, 0, 0, size, groups=[(0, 4), (1, 4), (2, 2)])])
+    for groups, message in [([(0, 4), (1, 4)], "row group 2 not read"), ([(0, 4), (1, 3), (2, 2)], "read as 3 rows"),
+                            ([(0, 4), (0, 4), (1, 4), (2, 2)], "row group 0 read twice")]:
+        with pytest.raises(RowsLost, match=re.escape(message)):
+            check_coverage(planned, [_coverage(name, 0, 0, size, groups=groups)])
