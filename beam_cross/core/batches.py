@@ -161,6 +161,7 @@ def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
         array = array.combine_chunks()
     listed = is_list_type(array.type)
     clean = array.null_count == 0 and not (listed and array.values.null_count)
+    kind_fits = declared is None or arrow_kind(array.type) in (None, declared)  # else each value is checked
     if clean:
         try:
             column = feature_column(array, feature)  # checks the offsets first
@@ -168,11 +169,11 @@ def _fingerprint_arrow(array, feature, declared) -> FeatureValues:
             if error.reason == errors.MALFORMED:
                 raise
         else:
-            if declared is None or len(column.fingerprints) == 0 or arrow_kind(array.type) in (None, declared):
+            if kind_fits or len(column.fingerprints) == 0:
                 is_list = None if column.row_splits is None else np.ones(len(array), bool)
                 return FeatureValues(column.fingerprints, column.row_splits, is_list, {}, array)
     check_offsets(array, feature)  # a malformed array would read as wrong values below
-    if not listed and array.null_count and (declared is None or arrow_kind(array.type) in (None, declared)):
+    if not listed and array.null_count and kind_fits:
         return _fingerprint_with_nulls(array, feature, declared)
     return _fingerprint_rows(as_python(array), feature, declared)
 
