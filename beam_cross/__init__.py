@@ -13,6 +13,7 @@ from beam_cross.core.columns import FeatureColumn, feature_column
 from beam_cross.core.cross import DEFAULT_HASH_KEY, hashed_cross
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.spec import Cross
+from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup
 
 __version__ = "0.1.0"
 
@@ -23,12 +24,16 @@ _LAZY = {
 }
 
 __all__ = [
+    "Bucketize",
     "Cross",
     "CrossFeatures",
     "DEFAULT_HASH_KEY",
     "FeatureColumn",
     "FeatureError",
+    "Hash",
     "HashedCrossing",
+    "Identity",
+    "Lookup",
     "feature_column",
     "hashed_cross",
 ]

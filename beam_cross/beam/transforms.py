@@ -33,18 +33,6 @@ ENGINES = ("numpy", "tensorflow")
 METRICS_NAMESPACE = "beam_cross"
 
 
-def _check_crosses(crosses) -> tuple[Cross, ...]:
-    checked = check_crosses(crosses)
-    for cross in checked:
-        if cross.output_mode == "one_hot" and cross.num_bins < 1:
-            raise ValueError(f"A one_hot cross needs `num_bins` >= 1. Received: num_bins={cross.num_bins} for cross `{cross.name}`")
-    features = {f for c in checked for f in c.features}
-    clashing = sorted({c.name for c in checked} & features)
-    if clashing:
-        raise ValueError(f"A cross must not be named like a feature it could overwrite. Received: names={clashing}")
-    return checked
-
-
 def _check_feature_types(feature_types) -> dict:
     if feature_types is None:
         return {}
@@ -198,7 +186,7 @@ class CrossFeatures(beam.PTransform):
     def __init__(self, crosses, *, keep_inputs: bool = True, engine: str = "numpy", batch_size: int | None = None,
                  feature_types: Mapping[str, str] | None = None, label: str | None = None):
         super().__init__(label)
-        self._crosses = _check_crosses(crosses)
+        self._crosses = check_crosses(crosses)  # the core's one validation
         if not isinstance(keep_inputs, bool):
             raise TypeError(f"`keep_inputs` must be a bool. Received: keep_inputs={keep_inputs!r}")
         if engine not in ENGINES:

@@ -390,7 +390,7 @@ def test_pipeline_parity_with_the_numpy_core():
         ({"crosses": Cross(["a", "b"], 3)}, TypeError, "must be a list of `Cross`"),
         ({"crosses": [Cross(["a", "b"], 3), Cross(["a", "b"], 4)]}, ValueError, "unique"),
         ({"crosses": [Cross(["a", "b"], 3, name="a")]}, ValueError, "named like a feature"),
-        ({"crosses": [Cross(["a", "b"], 0, output_mode="one_hot")]}, ValueError, "num_bins` >= 1"),
+        ({"crosses": [{"features": ["a", "b"], "num_bins": 0, "output_mode": "one_hot"}]}, ValueError, "num_bins` >= 1"),
         ({"crosses": CROSSES, "engine": "torch"}, ValueError, "`engine` must be one of"),
         ({"crosses": CROSSES, "keep_inputs": "no"}, TypeError, "`keep_inputs` must be a bool"),
         ({"crosses": CROSSES, "feature_types": {"hour": "float"}}, ValueError, "'string' or 'int'"),
