@@ -54,6 +54,7 @@ class Bucketize(Transform):
     The boundaries and the value are compared as **float32**, as Keras and a float32 ``numeric_column``
     do (``bucketized_column``): 0.1 as a float64 against a boundary 0.1 goes to bucket 1; integers above
     2**24 round to float32 first. NaN and +inf go to the last bucket (``len(boundaries)``), -inf to 0.
+    A subnormal float32 (boundary or value) compares as 0, as TF's kernels flush denormals to zero.
 
     Args:
         name: the raw column, of integers or floats.
@@ -85,7 +86,7 @@ class Bucketize(Transform):
             )
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "boundaries", tuple(float(b) for b in given))
-        object.__setattr__(self, "_float32", as_float32)
+        object.__setattr__(self, "_float32", _flush_subnormals(as_float32))
 
     def __hash__(self):
         return hash((self.kind, self.name, self.boundaries))
@@ -99,7 +100,16 @@ class Bucketize(Transform):
     def _part_ids(self, part, raw, feature):
         with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, as TF's cast
             values = part.data.astype(np.float32)
-        return np.searchsorted(self._float32, values, side="right")
+        return np.searchsorted(self._float32, _flush_subnormals(values), side="right")
+
+
+_FLOAT32_TINY = np.finfo(np.float32).tiny
+
+
+def _flush_subnormals(values: np.ndarray) -> np.ndarray:
+    """Subnormal float32 values as zero: TensorFlow's kernels run with denormals flushed to zero (FTZ/DAZ),
+    so a boundary or a value below ``1.1754944e-38`` in magnitude compares as 0."""
+    return np.where(np.abs(values) < _FLOAT32_TINY, np.float32(0), values)
 
 
 @dataclass(frozen=True, init=False)

@@ -330,7 +330,7 @@ def ragged_cases() -> list[dict]:
 # float dtype ("float32" / "float64", values as repr strings: "nan", "inf", "-0.0" survive JSON).
 
 FLOAT_EDGES = [-np.inf, 0.1, float(np.nextafter(0.1, 1)), 0.09999999, 1.0, 1.5, 2.0, np.inf, np.nan, -0.0, 0.0,
-               1e39, -1e39, 5e-324, 18.0, 25.0, 35.0, 17.999999, 24.99999999]
+               1e39, -1e39, 5e-324, 18.0, 25.0, 35.0, 17.999999, 24.99999999, 1e-45, -1e-44, 1e-40, 1.1754944e-38]
 INT_EDGES = [0, 1, -1, 3, 17, 18, 25, 35, 16777216, 16777217, 16777218, 2**24 + 3, 2**53 + 1, 2**60 + 2**36 + 1,
              2**60 + 2**36, 2**63 - 1, -(2**63), -(2**60 + 2**36 + 1)]
 
@@ -387,12 +387,13 @@ def sparse_rows(st, n):
 def bucketize_cases(rng):
     cases = []
     boundary_sets = {"b0": [0.1, 1.0, 2.0], "ages": [18, 25, 35], "f32_round": [16777217.0, 2**60 + 2**37],
-                     "wide": [-1e30, -1.5, 0.0, 1e-30, 1e30], "random": sorted(set(rng.normal(0, 10, 12).round(3).tolist()))}
+                     "wide": [-1e30, -1.5, 0.0, 1e-30, 1e30],
+                     "subnormal": [-1e-44, 1e-44, 1.2e-38], "random": sorted(set(rng.normal(0, 10, 12).round(3).tolist()))}
     random_floats = rng.normal(0, 12, 60).tolist() + rng.uniform(-1e6, 1e6, 20).tolist()
     for name, boundaries in boundary_sets.items():
         layer = keras.layers.Discretization(bin_boundaries=boundaries)
         numeric = tf.feature_column.bucketized_column(tf.feature_column.numeric_column("x"), boundaries)
-        for kind, values in (("float64", FLOAT_EDGES + random_floats), ("float32", FLOAT_EDGES[:13] + random_floats),
+        for kind, values in (("float64", FLOAT_EDGES + random_floats), ("float32", FLOAT_EDGES[:13] + FLOAT_EDGES[-4:] + random_floats),
                              ("int64", INT_EDGES + [int(v) for v in rng.integers(-50, 50, 20)]),
                              ("int32", [0, 1, -1, 17, 18, 35, 2**31 - 1, -(2**31), 16777217])):
             with np.errstate(over="ignore"):
