@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from beam_cross.core import errors
 from beam_cross.core.arrow_values import is_list_type
-from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature
+from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature, transform_values
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.rows import RowPlan
 from beam_cross.core.spec import Cross
@@ -76,6 +76,8 @@ class ElementCrosser:
         self.engine = engine
         self.feature_types = dict(feature_types or {})
         self.features = tuple(dict.fromkeys(f for cross in self.crosses for f in cross.features))
+        # What is fingerprinted: each raw feature crossed as it is, and each transform of one.
+        self.inputs = tuple(dict.fromkeys(f for cross in self.crosses for f in cross.inputs))
         self._consumed = set(self.features)
         # Cross names that must not already be a field of an element (the output would overwrite it).
         self._guarded = tuple(c.name for c in self.crosses if keep_inputs or c.name not in self._consumed)
@@ -83,18 +85,21 @@ class ElementCrosser:
     def row_plan(self) -> RowPlan | None:
         """The core's one-row fast path for these crosses (None when a cross is one_hot, whose rows
         the general path checks)."""
-        if any(cross.output_mode != "int" for cross in self.crosses):
-            return None
+        if any(cross.output_mode != "int" or any(cross.transforms) for cross in self.crosses):
+            return None  # one_hot rows and transformed features go through the batch path
         return RowPlan(self.crosses, keep_inputs=self.keep_inputs, feature_types=self.feature_types, guarded=self._guarded)
 
     def _fingerprint(self, get_column, num_rows):
         columns = {}
-        for feature in self.features:
+        for item in self.inputs:
+            feature = item if isinstance(item, str) else item.name
             values = get_column(feature)
-            declared = self.feature_types.get(feature)
-            columns[feature] = (
-                missing_feature(feature, num_rows) if values is None else fingerprint_values(values, feature, declared)
-            )
+            if values is None:
+                columns[item] = missing_feature(feature, num_rows)
+            elif isinstance(item, str):
+                columns[item] = fingerprint_values(values, feature, self.feature_types.get(feature))
+            else:
+                columns[item] = transform_values(values, item)
         return columns
 
     def _clash(self, name, fields) -> FeatureError:

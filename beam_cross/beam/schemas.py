@@ -82,11 +82,21 @@ def declared_kinds(element_type, crosses) -> dict[str, str]:
                 f"Cross `{cross.name}` needs features {absent}, which the input schema does not have. "
                 f"Received: fields={list(types)}"
             )
-        for feature in cross.features:
+        for feature, transform in zip(cross.features, cross.transforms):
+            if transform is not None:
+                continue  # a transform takes the kinds it takes, and refuses the others itself
             kind = _kind(_unwrap(types[feature])[0])
             if kind is not None:
                 kinds[feature] = kind
     return kinds
+
+
+def _id_type(field_type):
+    """The type of a transformed feature's ids, from the raw field's type: int or a sequence of them."""
+    base, is_sequence = _unwrap(field_type)
+    if base is typing.Any:
+        return typing.Any
+    return typing.Sequence[int] if is_sequence else int
 
 
 def _cross_type(cross, feature_types):
@@ -117,5 +127,6 @@ def output_row_type(element_type, crosses, keep_inputs: bool):
                 f"Cross `{cross.name}` would overwrite the input field `{cross.name}`; give the cross another "
                 f"name (Cross(..., name=...)). Received: fields={list(types)}"
             )
-        out.append((cross.name, _cross_type(cross, [types[f] for f in cross.features])))
+        feature_types = [types[f] if t is None else _id_type(types[f]) for f, t in zip(cross.features, cross.transforms)]
+        out.append((cross.name, _cross_type(cross, feature_types)))
     return RowTypeConstraint.from_fields(out)
