@@ -46,7 +46,7 @@ def test_dicts_get_the_ids_of_tensorflow(case_id):
 def test_record_batches_tables_and_data_frames_with_a_float_column():
     cross, rows, columns, expected = _case("crossed_column_bucketized_x_raw")
     batch = pa.record_batch({"age": pa.array(columns["age"], pa.float32()), "country": pa.array(columns["country"])})
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pandas")
     with beam.Pipeline(RUNNER) as p:
         batches = p | "Batches" >> beam.Create([batch.slice(0, 10), batch.slice(10)]) | "CrossBatches" >> CrossFeatures([cross])
         assert_that(batches | beam.FlatMap(lambda b: b.column("crossed").to_pylist()), equal_to(expected), label="batches")
