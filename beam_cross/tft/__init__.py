@@ -42,8 +42,9 @@ from beam_cross.core.stats import (
     CrossStatsAccumulator,
     check_target,
 )
+from beam_cross.tf.transform_ops import transform_ids
 
-__all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats"]
+__all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
 
 _INT64_MAX = 2**63 - 1
 _COMPOSITE = (tf.SparseTensor, tf.RaggedTensor)
@@ -170,8 +171,12 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
                           target_collision_share=DEFAULT_TARGET_COLLISION_SHARE):
     """A ``preprocessing_fn`` that outputs one id feature per cross, named by ``Cross.name``.
 
+    A cross may transform its features (:class:`beam_cross.Bucketize`, ``Lookup``, ``Identity``,
+    ``Hash``): the graph applies the TF ops of :func:`transform_ids`, so the training output and the
+    served ``transform_fn`` give the ids of :func:`beam_cross.hashed_cross` and of ``CrossFeatures``.
+
     Args:
-        crosses: a list of :class:`beam_cross.Cross` (``output_mode="int"``).
+        crosses: a list of :class:`beam_cross.Cross` (``output_mode="int"``), or of their dicts.
         passthrough: names of input features copied to the output unchanged (e.g. the label).
         defaults: ``{feature: value}`` for features that may be missing: a ``VarLenFeature``
             listed here is made single-valued, its empty rows filled with ``value``. A VarLen
@@ -211,7 +216,11 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
         }
         outputs = {name: inputs[name] for name in passthrough}
         for cross in crosses:
-            columns = [features[f] for f in cross.features]
+            # A transformed feature is crossed by its ids, computed by the same ops as the served graph's.
+            columns = [
+                features[f] if t is None else transform_ids(t, features[f], name=f"{t.kind}_{_safe(f)}")
+                for f, t in zip(cross.features, cross.transforms)
+            ]
             outputs[cross.name] = hashed_cross(columns, cross.num_bins, hash_key=cross.hash_key,
                                              name=f"cross_{_safe(cross.name)}")
             if collision_stats:
