@@ -1,9 +1,8 @@
 """``Lookup``: vocabulary ids, as Keras ``StringLookup`` / ``IntegerLookup`` or ``categorical_column_with_vocabulary_list``.
 
-A string is found by its FarmHash fingerprint in the vocabulary's sorted fingerprints, then compared
-byte for byte with the token found (so a fingerprint collision never gives a wrong id); the same
-fingerprint gives the hashed OOV id (``tf.strings.to_hash_bucket_fast(x, k)`` is ``Fingerprint64(x) % k``).
-An integer is found by value.
+A string is found by :class:`~beam_cross.core.vocabulary.VocabularyIndex` (exact; its fingerprint also
+gives the hashed OOV id, ``tf.strings.to_hash_bucket_fast(x, k)`` being ``Fingerprint64(x) % k``); an
+integer by value, in the sorted vocabulary.
 """
 
 from __future__ import annotations
@@ -12,11 +11,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from beam_cross.core import errors
-from beam_cross.core.raw_values import INT, STRING, Part
+from beam_cross.core.raw_values import INT, STRING
 from beam_cross.core.transform_base import (
     INT64_MAX,
     INT64_MIN,
@@ -24,10 +21,11 @@ from beam_cross.core.transform_base import (
     check_count,
     check_name,
     decimal_fingerprints,
-    string_fingerprints,
 )
+from beam_cross.core.vocabulary import VocabularyIndex, apply_rule
 
 STYLES = ("keras", "feature_column")
+_EMPTY_FINGERPRINT = np.uint64(0x9AE16A3B2F90404F)  # Fingerprint64(b"")
 
 
 def _check_vocabulary(vocabulary) -> tuple:
@@ -66,7 +64,9 @@ class Lookup(Transform):
     """Vocabulary ids, as Keras ``StringLookup`` / ``IntegerLookup`` or a ``categorical_column_with_vocabulary_list``.
 
     ``style="keras"`` (``output_mode="int"``, no mask token): the OOV ids come first, then the
-    vocabulary from ``num_oov_indices`` on. With ``num_oov_indices=1`` an OOV value is 0; with ``k > 1``
+    vocabulary from ``num_oov_indices`` on. Keras reads a string vocabulary through NumPy, which drops
+    each token's trailing NULs (``"a\\x00"`` is looked up as ``"a"``); so does this style
+    (``lookup_tokens``). With ``num_oov_indices=1`` an OOV value is 0; with ``k > 1``
     a string is ``tf.strings.to_hash_bucket_fast(x, k)`` and an integer ``floormod(x, k)``
     (``IntegerLookup``'s default ``oov_method="floormod"``); with 0 an OOV value is a FeatureError
     (reason ``oov``), as the layer fails.
@@ -113,7 +113,12 @@ class Lookup(Transform):
                 raise ValueError("`default_value` is for style='feature_column'; Keras lookups give OOV values "
                                  f"their OOV ids. Received: default_value={default_value!r}")
             reserved = "[UNK]" if token_kind == STRING else -1
-            if reserved in tokens:
+            if token_kind == STRING:  # Keras reads its vocabulary through NumPy, which drops trailing NULs
+                stripped = [t.rstrip("\x00") for t in tokens]
+                if len(set(stripped)) != len(stripped):
+                    raise ValueError("`vocabulary` must not repeat a token once trailing NULs are dropped (Keras "
+                                     f"reads it through NumPy, which drops them). Received: vocabulary={_short_list(tokens)}")
+            if reserved in (stripped if token_kind == STRING else tokens):
                 raise ValueError(f"`vocabulary` must not hold the OOV token {reserved!r} of Keras lookups. "
                                  f"Received: vocabulary={_short_list(tokens)}")
         elif default_value is not None:
@@ -131,6 +136,8 @@ class Lookup(Transform):
         set_(self, "style", style)
         set_(self, "default_value", default_value)
         set_(self, "_cache", {"kind": token_kind})
+        keys = tuple(stripped) if style == "keras" and token_kind == STRING else tokens
+        set_(self, "lookup_tokens", keys)
 
     @property
     def takes(self):
@@ -161,56 +168,81 @@ class Lookup(Transform):
             config["default_value"] = self.default_value
         return config
 
-    def _index(self):
-        """(sorted keys, their vocabulary positions, the tokens as Arrow): strings are found by
-        fingerprint, then compared byte for byte; integers by value."""
-        index = self._cache.get("index")
+    def _strings(self) -> VocabularyIndex:
+        index = self._cache.get("strings")
         if index is None:
-            if self._cache["kind"] == STRING:
-                tokens = pa.array([t.encode("utf-8") for t in self.vocabulary], pa.large_binary())
-                keys = string_fingerprints(tokens, "vocabulary")
-            else:
-                tokens, keys = None, np.array(self.vocabulary, np.int64)
-            order = np.argsort(keys, kind="stable")
-            index = self._cache["index"] = (keys[order], order, tokens)
+            index = self._cache["strings"] = VocabularyIndex(self.lookup_tokens)
         return index
 
-    def positions(self, part: Part, keys: np.ndarray) -> np.ndarray:
-        """The vocabulary position of each value of ``part`` (``keys``: its fingerprints or ints), -1 if absent."""
-        sorted_keys, order, tokens = self._index()
-        at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-        found = sorted_keys[at] == keys
-        where = order[at]
-        if tokens is not None and found.any():  # a fingerprint match is checked on the bytes themselves
-            hits = np.flatnonzero(found)
-            equal = pc.equal(part.data.take(pa.array(hits)), tokens.take(pa.array(where[hits])))
-            found[hits] = equal.to_numpy(zero_copy_only=False)
-        return np.where(found, where, -1)
+    def _int_positions(self, data: np.ndarray) -> np.ndarray:
+        index = self._cache.get("ints")
+        if index is None:
+            keys = np.array(self.vocabulary, np.int64)
+            order = np.argsort(keys, kind="stable")
+            index = self._cache["ints"] = (keys[order], order)
+        keys, order = index
+        at = np.minimum(np.searchsorted(keys, data), len(keys) - 1)
+        return np.where(keys[at] == data, order[at], -1)
 
-    def _part_ids(self, part, raw, feature):
-        strings = part.kind == STRING
-        if self.style == "feature_column":
-            self._dropped(part, raw, feature)
-        data = part.data if strings else self._int64(part, raw, feature)
-        fingerprints = string_fingerprints(data, feature) if strings else None
-        found = self.positions(part, fingerprints if strings else data)
-        oov = found < 0
+    def rule(self) -> tuple[int, int, int, int]:
+        """``(base, oov_base, oov_buckets, fallback)`` of :class:`~beam_cross.core.vocabulary.VocabularyIndex`:
+        a token's position + base; an OOV value's ``oov_base + hash % oov_buckets``, or ``fallback``."""
         k = self.num_oov_indices
         if self.style == "keras":
-            if k == 0:
-                self._first(part, raw, feature, oov, errors.OOV, errors.DETAILS[errors.OOV])
-            ids = found + k
-            if k > 1 and oov.any():
-                hashed = (fingerprints % np.uint64(k)).astype(np.int64) if strings else np.mod(data, k)
-                ids = np.where(oov, hashed, ids)
-            elif k == 1:
-                ids[oov] = 0
-            return ids
-        ids = found
-        if oov.any():
-            if k:
-                keys = fingerprints if strings else decimal_fingerprints(data, feature)
-                ids = np.where(oov, len(self.vocabulary) + (keys % np.uint64(k)).astype(np.int64), ids)
-            else:
-                ids[oov] = self.default_value
+            return (k, 0, k, -1)  # k = 0: OOV is -1, refused by the caller
+        if k:
+            return (0, len(self.vocabulary), k, 0)
+        return (0, 0, 0, self.default_value)
+
+    def fast_ids(self, values):
+        """The ids of a 1-D (or ``(n, 1)``) object array or list of exact ``str`` / ``bytes``, through the
+        compiled kernel in one pass; None for any other column, or one the general path must refuse."""
+        if self._cache["kind"] != STRING:
+            return None
+        if isinstance(values, np.ndarray):
+            if values.dtype != object or not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+                return None
+            shape, flat = values.shape, values.reshape(-1)
+        elif type(values) is list:
+            shape, flat = (len(values),), np.fromiter(values, object, len(values))
+        else:
+            return None
+        found = self._strings().ids_of_objects(flat, self.rule())
+        if found is None:
+            return None
+        ids, fingerprints = found
+        if self.style == "keras" and self.num_oov_indices == 0 and (ids < 0).any():
+            return None  # an OOV value: refused by the general path, which names it
+        if self.style == "feature_column" and (fingerprints == _EMPTY_FINGERPRINT).any():
+            return None  # maybe '' (dropped by feature columns): the general path checks
+        return ids.reshape(shape)
+
+    def _part_ids(self, part, raw, feature):
+        if self.style == "feature_column":
+            self._dropped(part, raw, feature)
+        if part.kind == STRING:
+            ids, _ = self._strings().ids(part.data, self.rule())
+            oov = ids < 0
+        else:
+            data = self._int64(part, raw, feature)
+            positions = self._int_positions(data)
+            oov = positions < 0
+            ids = self._int_ids(positions, data, feature)
+        if self.style == "keras" and self.num_oov_indices == 0:
+            self._first(part, raw, feature, oov, errors.OOV, errors.DETAILS[errors.OOV])
         return ids
+
+    def _int_ids(self, positions, data, feature):
+        """Integer ids: Keras ``IntegerLookup`` hashes an OOV int by ``floormod``, feature columns by the
+        ``Fingerprint64`` of its decimal string."""
+        k = self.num_oov_indices
+        rows = np.flatnonzero(positions < 0)
+        if self.style == "keras":
+            ids = positions + k if k else positions.copy()
+            if k > 1 and len(rows):
+                ids[rows] = np.mod(data[rows], k)
+            return ids
+        keys = np.zeros(len(data), np.uint64)
+        if k and len(rows):
+            keys[rows] = decimal_fingerprints(data[rows], feature)
+        return apply_rule(positions, keys, self.rule())

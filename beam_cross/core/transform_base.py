@@ -56,23 +56,30 @@ class Transform:
     def __call__(self, values):
         """The ids of a column (see :func:`beam_cross.hashed_cross` for the layouts): an int64 array of
         its shape, or a ``pyarrow.ListArray`` of int64 for a multivalent column."""
+        fast = self.fast_ids(values)
+        if fast is not None:
+            return fast
         raw = raw_values(values, self.name)
         ids = self.ids(raw, self.name)
         if raw.row_splits is None:
             return ids.reshape(raw.shape)
         return pa.LargeListArray.from_arrays(pa.array(raw.row_splits), pa.array(ids))
 
+    def fast_ids(self, values) -> np.ndarray | None:
+        """The ids of a single-valued column in a layout the transform reads fastest (its shape kept), or
+        None to take the general path (:func:`~beam_cross.core.raw_values.raw_values`, then :meth:`ids`)."""
+        return None
+
     def ids(self, raw: RawValues, feature) -> np.ndarray:
         """The int64 id of every value of ``raw``, in its flat order."""
-        out = np.zeros(raw.size, np.int64)
         for part in raw.parts:
             if part.kind not in self.takes:
                 self._refuse(part, raw, feature)
-            ids = self._part_ids(part, raw, feature)
-            if part.positions is None:
-                out = ids.astype(np.int64, copy=False)
-            else:
-                out[part.positions] = ids
+        if len(raw.parts) == 1 and raw.parts[0].positions is None:  # one kind: no gathering
+            return self._part_ids(raw.parts[0], raw, feature).astype(np.int64, copy=False)
+        out = np.zeros(raw.size, np.int64)
+        for part in raw.parts:
+            out[part.positions] = self._part_ids(part, raw, feature)
         return out
 
     def _part_ids(self, part: Part, raw: RawValues, feature) -> np.ndarray:

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import pyarrow as pa
 
-from beam_cross.core import errors
+from beam_cross.core import _fingerprint, errors
 from beam_cross.core.columns import FeatureColumn
 from beam_cross.core.lookup import STYLES, Lookup
 from beam_cross.core.raw_values import FLOAT, INT, STRING, raw_values
@@ -97,9 +98,31 @@ class Bucketize(Transform):
     def to_dict(self) -> dict:
         return {"transform": self.kind, "name": self.name, "boundaries": list(self.boundaries)}
 
+    def fast_ids(self, values):
+        """A NumPy or Arrow array of numbers without nulls, straight to the kernel (the general path's ids)."""
+        if isinstance(values, pa.Array) and (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) \
+                and not values.null_count:
+            values = values.to_numpy(zero_copy_only=False)
+        if not (isinstance(values, np.ndarray) and values.dtype.kind in "iuf" and _fingerprint._C is not None) or not (
+                values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+            return None
+        return self._numbers(values.reshape(-1)).reshape(values.shape)
+
     def _part_ids(self, part, raw, feature):
+        return self._numbers(part.data)
+
+    def _numbers(self, data: np.ndarray) -> np.ndarray:
+        kernel = _fingerprint._C
+        if kernel is not None and data.dtype == np.float64:  # rounded to float32 in the kernel's one pass
+            out = np.empty(len(data), np.int64)
+            kernel.bucketize(np.ascontiguousarray(data), True, self._float32, out)
+            return out
         with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, as TF's cast
-            values = part.data.astype(np.float32)
+            values = data.astype(np.float32)
+        if kernel is not None:  # one pass, subnormals flushed inside
+            out = np.empty(len(values), np.int64)
+            kernel.bucketize(np.ascontiguousarray(values), False, self._float32, out)
+            return out
         return np.searchsorted(self._float32, _flush_subnormals(values), side="right")
 
 
@@ -217,6 +240,9 @@ def transformed_column(values, transform: Transform, feature=None) -> FeatureCol
     """The ids of ``transform`` over a column, as a :class:`FeatureColumn` of their int64 bits (what a
     cross hashes). ``feature`` names the column in errors (defaults to the transform's column)."""
     feature = transform.name if feature is None else feature
+    fast = transform.fast_ids(values)
+    if fast is not None:
+        return FeatureColumn(fast.reshape(-1).view(np.uint64), None, fast.shape)
     raw = raw_values(values, feature)
     ids = transform.ids(raw, feature)
     return FeatureColumn(ids.view(np.uint64), raw.row_splits, raw.shape)

@@ -71,7 +71,7 @@ def _lookup(transform: Lookup, values, kind, dense):
     keys = values if kind == "string" else _as_int64(values)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(transform.vocabulary), tf.string if kind == "string" else tf.int64),
+            tf.constant(list(transform.lookup_tokens), tf.string if kind == "string" else tf.int64),
             tf.range(len(transform.vocabulary), dtype=tf.int64),
         ),
         default_value=-1,
