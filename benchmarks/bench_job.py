@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("parquet", "csv", "jsonl", "tfrecord")
-TARGETS = {"parquet": 1.5, "csv": 2.0, "jsonl": 2.0, "tfrecord": 2.0}
+TARGETS = {"parquet": 1.5, "csv": 1.0, "jsonl": 1.0, "tfrecord": 1.0}
 CROSSES = ["--cross", "country,hour:1000", "--cross", "device,site:500"]
 
 FLOOR = {
@@ -81,14 +81,14 @@ def make_table(rows: int, seed: int = 0) -> pa.Table:
 
 def write_input(table: pa.Table, fmt: str, path: str) -> None:
     sys.path.insert(0, ROOT)
-    from beam_cross.job import writers
+    from beam_cross.job import formats
 
     if fmt == "parquet":
         pq.write_table(table, path)
     elif fmt == "csv":
         pa_csv.write_csv(table, path, pa_csv.WriteOptions(quoting_style="needed"))
     else:
-        writer = writers.open_writer(path, fmt)
+        writer = formats.open_writer(path, fmt)
         for batch in table.to_batches(max_chunksize=100_000):
             writer.write(batch)
         writer.close()

@@ -9,6 +9,13 @@ which also parses every line into typed Arrow columns. It prints each time and t
     python benchmarks/bench_readers.py                  # 1,000,000 rows, best of 3
     python benchmarks/bench_readers.py --rows 100000 --formats csv jsonl
     python benchmarks/bench_readers.py --memory --rows 1000000 3000000   # peak RSS, one process per read
+    python benchmarks/bench_readers.py --rejections     # rejections cost no re-read and no halving
+
+``--rejections`` measures the two costs that must stay linear: the ``beam-cross`` command on a 3M-row
+JSON Lines file (about 90 MB) with a null crossed value every 2,000 rows against the same file clean
+(time, and bytes the process read, from ``/proc/self/io``; target: no byte read twice, within 20% of
+the clean time), and the reader on a block where every line is refused (20,000 lines that are not
+JSON and one good line) against 20,000 clean lines (target: within 3x).
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
-from beam_cross.job.readers import ReadChunks, plan_input
-from beam_cross.job.tf_example import encode_example
+from beam_cross.job.formats.examples import encode_example
+from beam_cross.job.readers import ReadChunks, WorkItem, plan_input, read_item
 
 FORMATS = ("parquet", "csv", "jsonl", "tfrecord")
 
@@ -123,6 +130,71 @@ def memory(args) -> None:
             print(f"{fmt:<10} " + " ".join(f"{c:>12.0f}" for c in cells), flush=True)
 
 
+_COMMAND = """
+import sys, time
+from beam_cross.job.cli import main
+started = time.perf_counter()
+status = main(sys.argv[1:])
+seconds = time.perf_counter() - started
+read = next(int(line.split()[1]) for line in open("/proc/self/io") if line.startswith("rchar"))
+print("RESULT", status, seconds, read)
+"""
+
+
+def _command(path: str, output: str) -> tuple[float, int]:
+    done = subprocess.run([sys.executable, "-c", _COMMAND, "--input", path, "--cross", "country,hour:1000",
+                           "--output", output, "--no_chart"], capture_output=True, text=True, check=True)
+    _, status, seconds, read = done.stdout.strip().splitlines()[-1].split()
+    assert status == "0", done.stderr
+    return float(seconds), int(read)
+
+
+def _read_seconds(path: str, repeats: int) -> float:
+    plan = plan_input(path)
+    item = WorkItem(plan.files[0], 0, plan.files[0].size)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        read = sum(chunk.rows_read for chunk in read_item(item, "jsonl", plan.schema))
+        times.append(time.perf_counter() - started)
+    with open(path, "rb") as handle:
+        assert read == sum(1 for line in handle if line.strip())
+    return min(times)
+
+
+def rejections(args) -> None:
+    rows = 3_000_000
+    with tempfile.TemporaryDirectory() as folder:
+        table = make_table(rows).drop_columns(["score"])
+        clean, nulls = os.path.join(folder, "clean.jsonl"), os.path.join(folder, "nulls.jsonl")
+        write_input(table, "jsonl", clean)
+        countries = table.column("country").to_pylist()
+        for i in range(0, rows, 2000):
+            countries[i] = None
+        write_input(table.set_column(0, "country", pa.array(countries)), "jsonl", nulls)
+        size = os.path.getsize(nulls)
+        print(f"the command on {rows:,} JSON Lines rows ({size / 1e6:.0f} MB), a null crossed value every 2,000 rows; best of {args.repeats}")
+        results = {}
+        for name, path in (("clean", clean), ("nulls", nulls)):
+            runs = [_command(path, os.path.join(folder, f"out-{name}")) for _ in range(args.repeats)]
+            results[name] = (min(r[0] for r in runs), min(r[1] for r in runs))
+            print(f"  {name:<6} {results[name][0]:6.1f} s   read {results[name][1] / os.path.getsize(path):5.2f}x the file",
+                  flush=True)
+        ratio = results["nulls"][0] / results["clean"][0]
+        extra = (results["nulls"][1] - results["clean"][1]) / size
+        print(f"  time with rejections / clean: {ratio:.2f}x (target 1.2x); bytes read beyond the clean run: "
+              f"{extra:+.2f}x the file (target 0)")
+        good = [json.dumps({"a": i, "b": f"x{i}"}) for i in range(20_000)]
+        clean_lines, refused = os.path.join(folder, "clean-lines.jsonl"), os.path.join(folder, "refused.jsonl")
+        with open(clean_lines, "w") as handle:
+            handle.write("\n".join(good) + "\n")
+        with open(refused, "w") as handle:
+            handle.write(good[0] + "\n" + "\n".join(f"not json {i}" for i in range(20_000)) + "\n")
+        clean_seconds, refused_seconds = _read_seconds(clean_lines, args.repeats), _read_seconds(refused, args.repeats)
+        print(f"the reader on 20,000 clean lines: {clean_seconds:.3f} s; 20,000 refused + 1: {refused_seconds:.3f} s; "
+              f"ratio {refused_seconds / clean_seconds:.2f}x (target 3x)")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         run_name, fmt, path = sys.argv[2:5]
@@ -135,7 +207,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     parser.add_argument("--memory", action="store_true", help="peak RSS of each read instead of times")
+    parser.add_argument("--rejections", action="store_true", help="the costs of rejections (see above)")
     args = parser.parse_args()
+    if args.rejections:
+        rejections(args)
+        return
     if args.memory:
         memory(args)
         return

@@ -83,11 +83,11 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from beam_cross import tft as beam_cross_tft
 from beam_cross.beam.elements import ElementCrosser
 from beam_cross.core.arrow_values import arrow_kind, is_list_type
-from beam_cross.job import writers
 from beam_cross.job.flags import build_parser, crosses_of
 from beam_cross.job.pipeline import METRICS_NAMESPACE, cross_chunk
 from beam_cross.job.plan import plan_source
 from beam_cross.job.readers import ReadChunks
+from beam_cross.job.rejections import json_default
 
 SERVING_SAMPLE = 200
 # Counted by the workers as they write, so the job checks rows in = rows out + rows rejected without
@@ -163,7 +163,7 @@ def build_pipeline(pipeline, job, spec, temp_dir):
     transformed_rows = Metrics.counter(METRICS_NAMESPACE, TRANSFORMED_COUNTER)
     _ = (
         rejected
-        | "RejectedAsJson" >> beam.Map(lambda record: _counted(rejected_rows, json.dumps(record, default=writers.json_default)))
+        | "RejectedAsJson" >> beam.Map(lambda record: _counted(rejected_rows, json.dumps(record, default=json_default)))
         | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
     )
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))

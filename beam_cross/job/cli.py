@@ -10,8 +10,12 @@ the crossed rows (in the input's format unless ``--output_format`` says otherwis
 it could not cross or read to ``rejected/`` as JSON Lines with its reason, writes a collision report
 (JSON + PNG) and commits it all with a manifest (``_MANIFEST.json``).
 
-Exit status: 0 done; 2 refused before running (bad flag, input, config or output); 3 rows read !=
-rows crossed + rows rejected (nothing committed); 4 too many rows rejected (nothing committed).
+Exit status (:mod:`beam_cross.job.errors`): 0 done; 2 refused before running (a bad flag, input,
+config or output, or another run writing the output); 3 not accounted for (a planned file changed,
+not read whole or read twice, a damaged file, or rows read != rows crossed + rows rejected); 4 too
+many rows rejected; 5 a filesystem or the pipeline failed. With any status but 0 nothing is
+committed. A failure prints one short message; the traceback goes to a log file it names (and to
+the terminal with ``--verbose``).
 """
 
 from __future__ import annotations
@@ -28,12 +32,21 @@ def _not_bigquery_notice(record: logging.LogRecord) -> bool:
 
 logging.getLogger().addFilter(_not_bigquery_notice)
 
-from beam_cross.job import io  # noqa: E402
-from beam_cross.job.run import RowsLost, TooManyRejected, run  # noqa: E402
 
-EXIT_INPUT_ERROR = 2
-EXIT_ROWS_LOST = 3
-EXIT_TOO_MANY_REJECTED = 4
+def _not_a_reported_failure(record: logging.LogRecord) -> bool:
+    # A runner logs a worker's error with its traceback before raising it; the command reports that
+    # error itself, in one line (the traceback goes to its log file, or to the terminal with --verbose).
+    return not (record.name.startswith("apache_beam") and record.levelno >= logging.ERROR
+                and (record.exc_info or "Traceback (most recent call last)" in record.getMessage()))
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import traceback  # noqa: E402
+
+from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError  # noqa: E402
+from beam_cross.job.run import failure_text, run  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -44,16 +57,39 @@ def main(argv=None) -> int:
     for noisy in ("apache_beam", "distributed", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_a_reported_failure)
+    if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds: the output lock is released
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         summary = run(argv)
-    except (io.InputError, ValueError, TypeError, FileNotFoundError, IsADirectoryError) as error:
-        print(f"beam-cross: error: {error}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except RowsLost as error:
-        print(f"beam-cross: error: {error}", file=sys.stderr)
-        return EXIT_ROWS_LOST
-    except TooManyRejected as error:
-        print(f"beam-cross: error: {error}", file=sys.stderr)
-        return EXIT_TOO_MANY_REJECTED
+    except JobError as error:
+        return _fail(str(error), error.exit_status, error, verbose)
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+        return _fail(str(error), EXIT_REFUSED, error, verbose)  # an argument the plan could not take
+    except Exception as error:  # OSError of a filesystem (no space, no permission...), or a bug
+        return _fail(failure_text(error), EXIT_FAILED, error, verbose)
     print(summary.text())
     return 0
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _fail(message: str, status: int, error: BaseException, verbose: bool) -> int:
+    trace = "".join(traceback.format_exception(error))
+    if verbose:
+        print(trace, file=sys.stderr, end="")
+    elif status == EXIT_FAILED or error.__cause__ is not None:
+        log = os.path.join(tempfile.gettempdir(), f"beam-cross-{os.getpid()}.log")
+        try:
+            with open(log, "w") as handle:
+                handle.write(trace)
+            message += f" (traceback in {log}; --verbose prints it)"
+        except OSError:
+            pass
+    print(f"beam-cross: error: {message}", file=sys.stderr)
+    return status

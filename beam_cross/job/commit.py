@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import threading
 import time
 
 from apache_beam.io.filesystems import FileSystems
@@ -109,3 +111,116 @@ def remove_temp(temp_dir: str) -> None:
     if FileSystems.exists(temp_dir) or "://" in temp_dir:
         with contextlib.suppress(Exception):  # nothing left to delete on an object store
             FileSystems.delete([path])
+
+
+# -- one writer per output ------------------------------------------------------------------------------
+LOCK = ".beam-cross-lock"
+HEARTBEAT_SECONDS = 30
+STALE_SECONDS = 600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class OutputLock:
+    """``<output>/.beam-cross-lock``: one run writes an output at a time.
+
+    The lock names its run (pid, host, start time) and is refreshed every ``HEARTBEAT_SECONDS`` while
+    the run lives. A second run finding a live lock is refused (:class:`~beam_cross.job.errors.OutputBusy`,
+    exit status 2). A lock is stale, and taken over, when its process is gone (same host) or its
+    heartbeat is older than ``STALE_SECONDS`` (any host: a killed launcher elsewhere). Locally the
+    lock file is created exclusively (``O_EXCL``) and a stale one renamed away first, so two runs
+    never both hold it. On an object store (``gs://``) Beam's filesystem API has no create-if-absent
+    precondition: the lock is checked, then written, and a run starting within that window of
+    another is not refused.
+    """
+
+    def __init__(self, output: str, run_id: str):
+        self.path = FileSystems.join(output, LOCK)
+        self.run_id = run_id
+        self.info = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "heartbeat": time.time()}
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _stale(self, held: dict) -> bool:
+        if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int):
+            return not _alive(held["pid"])
+        return time.time() - float(held.get("heartbeat", 0)) > STALE_SECONDS
+
+    def _refuse(self, held: dict):
+        from beam_cross.job.errors import OutputBusy
+
+        raise OutputBusy(f"`--output` {os.path.dirname(self.path) if '://' not in self.path else self.path.rsplit('/', 1)[0]} "
+                         f"is being written by another beam-cross run (pid {held.get('pid')} on {held.get('host')}, "
+                         f"started {held.get('started')}); wait for it, or choose another --output. A lock left by a "
+                         f"killed run is taken over once its process is gone or after {STALE_SECONDS} s without a "
+                         f"heartbeat ({self.path}).")
+
+    def _create_local(self) -> bool:
+        try:
+            descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(self.info, handle)
+        return True
+
+    def acquire(self) -> None:
+        for _ in range(3):
+            if "://" not in self.path:
+                if self._create_local():
+                    break
+            elif not FileSystems.exists(self.path):
+                _write_json(self.path, self.info)
+                break
+            held = _read_json(self.path)
+            if held is None:  # being written right now, or removed: look again
+                time.sleep(0.05)
+                continue
+            if not self._stale(held):
+                self._refuse(held)
+            stale = f"{self.path}.stale-{self.run_id}"
+            try:
+                FileSystems.rename([self.path], [stale])
+            except Exception:
+                continue  # another run took it over first: look again
+            with contextlib.suppress(Exception):
+                FileSystems.delete([stale])
+        else:
+            held = _read_json(self.path) or {}
+            self._refuse(held)
+        self._thread = threading.Thread(target=self._beat, name="beam-cross-lock", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            held = _read_json(self.path)
+            if not held or held.get("run_id") != self.run_id:
+                return
+            self.info["heartbeat"] = time.time()
+            with contextlib.suppress(Exception):
+                _write_json(self.path, self.info)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        held = _read_json(self.path)
+        if held and held.get("run_id") == self.run_id:
+            with contextlib.suppress(Exception):
+                FileSystems.delete([self.path])
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

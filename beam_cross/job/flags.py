@@ -12,8 +12,11 @@ import beam_cross
 from beam_cross.core import _fingerprint
 from beam_cross.core.spec import OUTPUT_MODES, Cross
 from beam_cross.core.stats import DEFAULT_TARGET_COLLISION_SHARE
-from beam_cross.job import io
-from beam_cross.job.plan import PlanError, load_crosses
+from beam_cross.job.errors import PlanError
+from beam_cross.job.formats import FORMATS
+from beam_cross.job.formats.base import RANGE_BYTES
+from beam_cross.job.plan import load_crosses
+from beam_cross.job.schema import TYPES
 
 DEFAULT_OUTPUT = "beam-cross-output"
 
@@ -40,15 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"beam-cross {beam_cross.__version__} (kernel: {_fingerprint.KERNEL})")
     _flag(parser, "input", help="a file, a glob or a directory (default: the bundled sample)")
-    _flag(parser, "input_format", choices=io.FORMATS, help="default: from the file extension")
-    _flag(parser, "schema", help="column types: 'name:type,...' or a JSON/YAML file; types: " + ", ".join(io.TYPES))
+    _flag(parser, "input_format", choices=FORMATS, help="default: from the file extension")
+    _flag(parser, "schema", help="column types: 'name:type,...' or a JSON/YAML file; types: " + ", ".join(TYPES))
     _flag(parser, "cross", action="append", default=[], metavar="[NAME=]F1,F2[,...]:NUM_BINS",
           help="a cross, e.g. country,hour:1000 (repeatable)")
     _flag(parser, "output_mode", choices=OUTPUT_MODES, default="int", help="for --cross flags (default: int)")
     _flag(parser, "hash_key", type=int, default=None, help="seed for --cross flags (default: TF's 0xDECAFCAFFE)")
     _flag(parser, "config", help="a JSON/YAML file: a list of Cross specs, or {crosses: [...]}")
     _flag(parser, "output", default=None, help=f"output directory (default: ./{DEFAULT_OUTPUT})")
-    _flag(parser, "output_format", choices=io.FORMATS, help="default: the input's format")
+    _flag(parser, "output_format", choices=FORMATS, help="default: the input's format")
     _flag(parser, "num_shards", type=int, default=0,
           help="exactly this many crossed files (groups the crossed rows by shard; default 0: one file per "
                "bundle, as the runner splits the work)")
@@ -58,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "target_collision_share", type=float, default=DEFAULT_TARGET_COLLISION_SHARE,
           help="collision share the suggested num_bins aims at (default: 0.01)")
     _flag(parser, "no_chart", action="store_true", help="write the report JSON only (no matplotlib needed)")
+    _flag(parser, "range_bytes", type=int, default=RANGE_BYTES,
+          help="the work of an uncompressed file is cut into byte ranges of this size, read by different workers "
+               f"(default {RANGE_BYTES >> 20} MiB)")
+    _flag(parser, "read_whole", action="store_true",
+          help="read each input file by one worker, never as byte ranges (CSV files whose quoted values hold line "
+               "breaks anywhere; files with such a value in their first MiB are read whole anyway)")
+    _flag(parser, "verbose", action="store_true", help="on a failure, print the traceback too")
     return parser
 
 

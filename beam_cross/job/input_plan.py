@@ -1,103 +1,137 @@
-"""The launcher side of reading the ``beam-cross`` inputs: ``plan_input`` (files, format, schema, totals).
+"""The launcher side of reading the ``beam-cross`` inputs: the files, their identity, format and schema.
 
-``plan_input(pattern, input_format=None, schema_text=None)`` reads metadata only (the file listing,
-Parquet footers, CSV headers and a bounded sample at the start of each text/TFRecord file, read
-in parallel threads) and returns an :class:`InputPlan`; bad input arguments raise
-:class:`~beam_cross.job.io.InputError`. The workers' side is :mod:`beam_cross.job.readers`.
+``plan_input(pattern, input_format=None, declared=None)`` reads metadata only (the file listing,
+Parquet footers, CSV headers and a bounded sample at the start of each file, read in parallel
+threads) and returns an :class:`InputPlan`. Each planned file is an :class:`InputFile` with its
+identity (size and modification time, as the filesystem gives them), which the workers check and
+the run's coverage check compares. Bad input arguments raise :class:`~beam_cross.job.errors.InputError`.
+
+Files are listed once, here. A literal file or directory is taken by its name (a name holding
+``[``, ``*``, ``?`` or spaces is a name, not a pattern); anything else is a glob, matched as a shell
+would (a relative glob with no directory part matches in the working directory). In a directory
+or a glob match, names starting with ``.`` or ``_`` are skipped (``_SUCCESS``, ``.crc`` files).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
+import glob
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_cross.core.arrow_values import is_list_type
-from beam_cross.job import binary_formats, json_lines, text_formats
-from beam_cross.job.io import FORMATS, InputError, arrow_schema, format_of, parse_schema
+from beam_cross.job import formats
+from beam_cross.job.errors import InputError
+from beam_cross.job.formats.base import SAMPLE_BYTES, Facts, is_float
+from beam_cross.job.schema import arrow_schema
 
-SAMPLE_BYTES = 1 << 20
 SAMPLING_THREADS = 16
-MAX_RECORD_BYTES = 16 << 20
-BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One planned input file: its literal path and identity, and what planning learnt of it."""
+
+    path: str
+    size: int
+    modified: float  # seconds, as the filesystem reports the last update
+    header: tuple = ()  # CSV: the columns in the file's order
+    rows: int | None = None  # Parquet: rows in the footer
+    groups: tuple = ()  # Parquet: (first byte, rows) of each row group
+    whole: bool = False  # read by one worker (compressed, TFRecord, CSV with quoted line breaks)
+
+    def identity(self) -> dict:
+        return {"size": self.size, "modified": self.modified}
 
 
 @dataclass(frozen=True)
 class InputPlan:
-    files: tuple[str, ...]
+    files: tuple[InputFile, ...]
     format: str
     schema: pa.Schema
     float_columns: tuple[str, ...]  # crossing these needs bucketizing first
     total: int  # rows (Parquet) or bytes (other formats) of the input, for progress
     total_unit: str  # "rows" or "bytes"
+    facts: tuple = field(default=(), repr=False, compare=False)  # (InputFile, Facts), to retype without re-reading
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.files)
+
+    def retyped(self, declared: dict[str, str]) -> InputPlan:
+        """The plan with ``declared`` column types (``--schema``), from the facts already read."""
+        schema = _schema(formats.get(self.format), self.facts, declared)
+        return replace(self, schema=schema, float_columns=tuple(f.name for f in schema if is_float(f.type)))
 
 
-# -- launcher side --------------------------------------------------------------------------------------
-def list_files(patterns) -> list[tuple[str, int]]:
-    """``(path, size)`` of the files of paths, globs or directories, sorted (``_*`` and ``.*`` skipped)."""
+# -- listing ----------------------------------------------------------------------------------------
+def _visible(path: str) -> bool:
+    return not os.path.basename(path.rstrip("/")).startswith((".", "_"))
+
+
+def _local(path: str) -> tuple[str, int, float]:
+    stat = os.stat(path)
+    return os.path.abspath(path), stat.st_size, stat.st_mtime
+
+
+def _escape(path: str) -> str:
+    """``path`` as a glob matching only itself (Beam's patterns, as Python's ``glob.escape``)."""
+    scheme, sep, rest = path.partition("://")
+    return scheme + sep + glob.escape(rest) if sep else glob.escape(path)
+
+
+def _remote(pattern: str) -> list[tuple[str, int, float]]:
+    literal = not any(c in pattern for c in "*?[")
+    if pattern.endswith("/"):
+        pattern, literal = _escape(pattern) + "*", False
+    elif not literal and FileSystems.exists(pattern):  # a literal name holding a glob character
+        pattern, literal = _escape(pattern), True
+    found = [(m.path, m.size_in_bytes, m.last_updated_in_seconds)
+             for result in FileSystems.match([pattern]) for m in result.metadata_list]
+    return found if literal else [f for f in found if _visible(f[0])]
+
+
+def list_files(patterns) -> list[tuple[str, int, float]]:
+    """``(path, size, modified)`` of the files of paths, globs or directories, sorted, each once."""
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    expanded = [FileSystems.join(p.rstrip("/"), "*") if os.path.isdir(p) or (p.endswith("/") and "://" in p) else p
-                for p in patterns]
-    found = sorted({
-        (m.path, m.size_in_bytes) for result in FileSystems.match(expanded) for m in result.metadata_list
-        if not os.path.basename(m.path).startswith((".", "_"))
-    })
+    found = set()
+    for pattern in patterns:
+        if "://" in pattern:
+            found.update(_remote(pattern))
+        elif os.path.isfile(pattern):
+            found.add(_local(pattern))
+        elif os.path.isdir(pattern):
+            with os.scandir(pattern) as entries:
+                found.update(_local(e.path) for e in entries if e.is_file() and _visible(e.name))
+        else:
+            found.update(_local(p) for p in glob.glob(pattern) if os.path.isfile(p) and _visible(p))
     if not found:
-        raise InputError(f"`--input` matches no file. Received: input={patterns[0] if len(patterns) == 1 else patterns!r}")
-    return found
+        shown = patterns[0] if len(patterns) == 1 else patterns
+        raise InputError(f"`--input` matches no file. Received: input={shown!r}")
+    return sorted(found)
 
 
-def _format(files, input_format) -> str:
+# -- formats and schema ------------------------------------------------------------------------------
+def _format(files, input_format) -> formats.Format:
     if input_format is not None:
-        if input_format not in FORMATS:
-            raise InputError(f"`--input_format` must be one of {FORMATS}. Received: input_format={input_format!r}")
-        return input_format
-    formats = {}
-    for path, _ in files:
-        formats.setdefault(format_of(path), path)
-    if len(formats) > 1:
+        if input_format not in formats.FORMATS:
+            raise InputError(f"`--input_format` must be one of {formats.FORMATS}. Received: input_format={input_format!r}")
+        return formats.get(input_format)
+    found = {}
+    for path, _, _ in files:
+        found.setdefault(formats.format_of(path).name, path)
+    if len(found) > 1:
         raise InputError(
-            f"The input mixes formats ({', '.join(f'{f} such as {p}' for f, p in sorted(formats.items()))}); "
+            f"The input mixes formats ({', '.join(f'{f} such as {p}' for f, p in sorted(found.items()))}); "
             f"read one format per run, or pass `--input_format` if every file is of one format."
         )
-    return next(iter(formats))
+    return formats.get(next(iter(found)))
 
 
-def _head(path: str, limit: int) -> bytes:
-    """The first ``limit`` bytes of a file (decompressed), cut after its last complete line."""
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
-        data = handle.read(limit + 1)
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    if len(data) > limit:
-        data = data[: data.rfind(b"\n") + 1]
-    return data
-
-
-def csv_header(path: str, sample_bytes: int = SAMPLE_BYTES) -> tuple[list[str], bytes]:
-    """The column names of a CSV file and its sampled lines after the header."""
-    head = _head(path, sample_bytes)
-    line, _, rest = head.partition(b"\n")
-    try:
-        names = next(csv.reader([line.rstrip(b"\r").decode("utf-8")]), [])
-    except UnicodeDecodeError:
-        raise InputError(f"The header of {path} is not UTF-8 text.") from None
-    if not names:
-        raise InputError(f"Input file {path} has no header row: a CSV file starts with its column names.")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"The header of {path} names columns {duplicates} more than once. Received: header={names}")
-    return names, rest
-
-
-def _merge(found: dict, path: str, types: dict, describe) -> None:
+def _merge(found: dict, path: str, types: dict) -> None:
     for name, kind in types.items():
         if kind is None:
             found.setdefault(name, None)
@@ -105,103 +139,81 @@ def _merge(found: dict, path: str, types: dict, describe) -> None:
             found[name] = kind
         elif found[name] != kind:
             raise InputError(
-                f"Column `{name}` is {describe(found[name])} in the first lines of one file and {describe(kind)} in "
-                f"{path}; declare its type with `--schema {name}:type`."
+                f"Column `{name}` is {found[name]} in the first lines of one file and {kind} in {path}; declare its "
+                f"type with `--schema {name}:type`."
             )
 
 
-def plan_input(pattern: str, *, input_format: str | None = None, schema_text: str | None = None,
+def _schema(fmt: formats.Format, facts, declared: dict[str, str]) -> pa.Schema:
+    """The run's schema from each file's facts and the declared types (files must agree)."""
+    typed = arrow_schema(declared)
+    if fmt.declared_types is False:
+        schema = None
+        for planned, fact in facts:
+            if schema is None:
+                schema = fact.schema
+            elif fact.schema.remove_metadata() != schema.remove_metadata():
+                raise InputError(f"{fmt.title} file {planned.path} has schema {fact.schema}, unlike the first file's {schema}.")
+        return schema
+    found: dict = {}
+    order: list[str] = []
+    for planned, fact in facts:
+        if fmt.same_columns:
+            if order and set(fact.columns) != set(order):
+                raise InputError(f"{planned.path} has columns {list(fact.columns)}, unlike the first file's {order}.")
+            order = order or list(fact.columns)
+        _merge(found, planned.path, {n: t for n, t in fact.types.items() if n not in declared})
+        order += [n for n in fact.columns if n not in order]
+    for name in declared:
+        if fmt.same_columns and name not in order:
+            raise InputError(f"`--schema` declares column `{name}`, which the CSV header does not have: {order}")
+        if name not in order:
+            order.append(name)
+    return pa.schema([typed.field(n) if n in declared else pa.field(n, found.get(n) or pa.string()) for n in order])
+
+
+def _inspect(fmt, sample_bytes, declared, entry):
+    path = entry[0]
+    try:
+        return fmt.inspect(path, sample_bytes, declared)
+    except InputError:
+        raise
+    except (ValueError, OSError) as error:  # ReadError included: a damaged head
+        raise InputError(f"{path}: {error}") from None
+
+
+def plan_input(pattern, *, input_format: str | None = None, declared: dict[str, str] | None = None,
                sample_bytes: int = SAMPLE_BYTES) -> InputPlan:
     """The files, format, schema and progress total of an input, from metadata and file heads only.
 
     Inferred types come from a bounded sample at the start of *each* file, and files must agree, so
     a file's column types never depend on which other files are in the run.
     """
-    files = list_files(pattern)
-    fmt = _format(files, input_format)
-    try:
-        declared = arrow_schema(parse_schema(schema_text)) if schema_text else pa.schema([])
-    except ValueError as error:
-        raise InputError(str(error)) from None
-    non_empty = [path for path, size in files if size > 0]
+    declared = dict(declared or {})
+    listed = list_files(pattern)
+    fmt = _format(listed, input_format)
+    if declared and not fmt.declared_types:
+        raise InputError(f"`--schema` does not apply to {fmt.title} input: its column types come from the files.")
+    non_empty = [entry for entry in listed if entry[1] > 0]
     if not non_empty:
-        raise InputError(f"Every input file is empty: {[p for p, _ in files]}")
-    total, unit = sum(size for _, size in files), "bytes"
-    if fmt == "parquet":
-        if schema_text:
-            raise InputError("`--schema` does not apply to Parquet input: its column types come from the files.")
-        schema, total, unit = None, 0, "rows"
-        with ThreadPoolExecutor(SAMPLING_THREADS) as pool:
-            footers = list(pool.map(_footer, non_empty))
-        for path, metadata in zip(non_empty, footers):
-            total += metadata.num_rows
-            file_schema = metadata.schema.to_arrow_schema()
-            if schema is None:
-                schema = file_schema
-            elif file_schema.remove_metadata() != schema.remove_metadata():
-                raise InputError(f"Parquet file {path} has schema {file_schema}, unlike the first file's {schema}.")
-    else:
-        found: dict = {}
-        order: list[str] = []
-        sample = functools.partial(_file_types, fmt=fmt, sample_bytes=sample_bytes, declared=declared.names)
-        with ThreadPoolExecutor(SAMPLING_THREADS) as pool:  # remote filesystems: the files' heads in parallel
-            for path, (names, types) in zip(non_empty, pool.map(sample, non_empty)):
-                if fmt == "csv":
-                    if order and set(names) != set(order):
-                        raise InputError(f"{path} has columns {names}, unlike the first file's {order}.")
-                    order = order or names
-                _merge(found, path, {n: t for n, t in types.items() if declared.get_field_index(n) < 0}, str)
-                order += [n for n in types if n not in order]
-        for field in declared:
-            if fmt == "csv" and field.name not in order:
-                raise InputError(f"`--schema` declares column `{field.name}`, which the CSV header does not have: {order}")
-            if field.name not in order:
-                order.append(field.name)
-        schema = pa.schema([declared.field(n) if declared.get_field_index(n) >= 0 else pa.field(n, found.get(n) or pa.string())
-                            for n in order])
+        raise InputError(f"Every input file is empty: {[p for p, _, _ in listed]}")
+    inspect = functools.partial(_inspect, fmt, sample_bytes, frozenset(declared))
+    with ThreadPoolExecutor(SAMPLING_THREADS) as pool:  # remote filesystems: the files' heads in parallel
+        found: list[Facts] = list(pool.map(inspect, non_empty))
+    files, facts = [], []
+    for (path, size, modified), fact in zip(non_empty, found):
+        whole = not fmt.splits or formats.compression.codec_of(path) is not None or fact.whole
+        planned = InputFile(path, size, modified, tuple(fact.columns) if fmt.same_columns else (), fact.rows,
+                            fact.groups, whole)
+        files.append(planned)
+        facts.append((planned, fact))
+    schema = _schema(fmt, facts, declared)
     if not len(schema):
-        raise InputError(f"No column found in the first lines of {non_empty[0]} (is it {fmt}?); pass `--input_format`.")
-    floats = tuple(f.name for f in schema if _is_float(f.type))
-    return InputPlan(tuple(p for p, _ in files), fmt, schema, floats, total, unit)
-
-
-def _footer(path: str):
-    with FileSystems.open(path) as handle:
-        return pq.ParquetFile(handle).metadata
-
-
-def _file_types(path: str, fmt: str, sample_bytes: int, declared) -> tuple[list[str], dict]:
-    """(CSV header or [], types seen at the start of one file)."""
-    try:
-        if fmt == "csv":
-            names, sample = csv_header(path, sample_bytes)
-            kinds = text_formats.infer_csv_types(sample, names)
-            return names, {n: {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}.get(k) for n, k in kinds.items()}
-        if fmt == "jsonl":
-            return [], json_lines.infer_json_schema(_head(path, sample_bytes), declared)
-        return [], binary_formats.infer_example_types(_sample_records(path, sample_bytes), declared)
-    except InputError:
-        raise
-    except ValueError as error:
-        raise InputError(f"{path}: {error}") from None
-
-
-def _is_float(kind) -> bool:
-    if is_list_type(kind):
-        kind = kind.value_type
-    return pa.types.is_floating(kind)
-
-
-def _sample_records(path: str, sample_bytes: int) -> list[bytes]:
-    records, size = [], 0
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
-        try:
-            for _, record, problem in binary_formats.tfrecord_frames(handle, path, MAX_RECORD_BYTES):
-                if problem is None:
-                    records.append(record)
-                    size += len(record)
-                if size > sample_bytes or len(records) >= 10_000:
-                    break
-        except binary_formats.CorruptFile:
-            pass  # the read will report it
-    return records
+        raise InputError(f"No column found in the first lines of {files[0].path} (is it {fmt.title}?); pass "
+                         "`--input_format`.")
+    if fmt.declared_types:
+        total, unit = sum(f.size for f in files), "bytes"
+    else:
+        total, unit = sum(f.rows or 0 for f in files), "rows"
+    floats = tuple(f.name for f in schema if is_float(f.type))
+    return InputPlan(tuple(files), fmt.name, schema, floats, total, unit, tuple(facts))

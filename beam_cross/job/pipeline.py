@@ -1,14 +1,20 @@
 """The ``beam-cross`` pipeline: one straight line of steps, the same on every runner.
 
-    ReadChunks -> CrossAndWrite -> (key) -> CombinePerKey(Results) -> WriteResults
+    ReadChunks -> CrossAndWrite -> (key) -> CombinePerKey(Results)
+               -> PlaceTasks -> GroupByKey -> Place -> (key) -> CombinePerKey(Placed) -> WriteResults
 
 ``CrossAndWrite`` crosses each chunk's RecordBatch and writes crossed rows and rejected rows to
 files of its own in the run's temporary directory (one crossed and one rejected file per bundle,
 named uniquely per attempt, in the spirit of Beam's FileBasedSink: a retried bundle's files are
 never listed, so never counted). For each chunk it emits only a small :class:`Outcome`: the files
 written to, the rows the writers took, the rejection reasons and the chunk's collision statistics.
-Those are combined into one result per run (``_results.json``), from which the launcher checks
-rows read = rows crossed + rows rejected, and commits.
+Each work item's last chunk adds its coverage (what it read of its file). Those are combined into
+one result per run (``_results.json``), from which the launcher checks that every planned byte was
+read exactly once and rows read = rows crossed + rows rejected, and commits.
+
+Rejected rows of text ranges past byte 0 are written with their line within the range; once the
+results hold every range's line count, ``Place`` rewrites those files (in parallel, one task per
+file) with each record's ``file:line``. With no such record, the tasks are the one result alone.
 
 With ``--num_shards N`` (an explicit opt-in), crossed batches are grouped by shard
 (``GroupByKey``, which holds the crossed rows) and written as exactly N files.
@@ -36,9 +42,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_cross.core.stats import CrossStatsAccumulator
-from beam_cross.job import writers
-from beam_cross.job.readers import ReadChunks
-from beam_cross.job.rejections import rejection
+from beam_cross.job import formats
+from beam_cross.job.readers import ReadChunks, line_bases
+from beam_cross.job.rejections import RejectedWriter, place_file
 
 METRICS_NAMESPACE = "beam_cross"
 RESULTS_NAME = "_results.json"
@@ -52,9 +58,10 @@ class Outcome(NamedTuple):
     """What one chunk (or one written shard) left behind; small, whatever the chunk's size."""
 
     rows_read: int
-    files: tuple  # (kind, path, rows written, shard or -1, first source)
+    files: tuple  # (kind, path, rows written, shard or -1, first source, rows waiting for their place)
     reasons: tuple  # (reason, count)
     stats: tuple  # one CrossStatsAccumulator per cross, or ()
+    coverage: tuple = ()  # the coverage of the work item this chunk ended (see readers.read_item)
 
 
 class Progress:
@@ -100,10 +107,12 @@ def cross_chunk(crosser, chunk):
         kept = np.zeros(rows.num_rows, bool)
         if crossed is not None:
             kept[crossed.column(_ROW).to_numpy()] = True
-        for error, source in zip(errors, chunk.locate(np.flatnonzero(~kept))):
+        numbers = chunk.numbers
+        for error, index in zip(errors, np.flatnonzero(~kept).tolist()):
             element = {k: v for k, v in error.element.items() if k != _ROW}
-            records.append(rejection(error.reason, f"{source}: {error.message}", element, source=source,
-                                     feature=error.feature, cross=error.cross))
+            number = int(numbers[index]) if numbers is not None else chunk.first + index
+            records.append(chunk.record(number, error.reason, error.message, element, feature=error.feature,
+                                        cross=error.cross))
     return (crossed.drop_columns([_ROW]) if crossed is not None else None), records
 
 
@@ -138,10 +147,10 @@ class _CrossAndWrite(beam.DoFn):
     def _writer(self, kind):
         local, spec = self._local, self._spec
         if getattr(local, kind) is None:
-            suffix = writers.SUFFIXES[spec["output_format"]] if kind == "crossed" else ".jsonl"
+            suffix = formats.get(spec["output_format"]).suffix if kind == "crossed" else ".jsonl"
             path = FileSystems.join(spec["temp_dir"], kind, f"{uuid.uuid4().hex}{suffix}")
-            setattr(local, kind, writers.open_writer(path, spec["output_format"]) if kind == "crossed"
-                    else writers.RejectedWriter(path))
+            setattr(local, kind, formats.open_writer(path, spec["output_format"]) if kind == "crossed"
+                    else RejectedWriter(path))
         return getattr(local, kind)
 
     def process(self, chunk):
@@ -150,8 +159,10 @@ class _CrossAndWrite(beam.DoFn):
         records = list(chunk.rejected) + errors
         files = []
         if records:
-            written = self._writer("rejected").write(records)
-            files.append(("rejected", local.rejected.path, written, -1, chunk.source))
+            writer = self._writer("rejected")
+            waiting = writer.pending
+            written = writer.write(records)
+            files.append(("rejected", writer.path, written, -1, chunk.source, writer.pending - waiting))
         stats = ()
         if crossed is not None and crossed.num_rows:
             stats = tuple(self._stats(crossed))
@@ -160,13 +171,14 @@ class _CrossAndWrite(beam.DoFn):
                 yield local.next_shard, crossed
             else:
                 written = self._writer("crossed").write(crossed)
-                files.append(("crossed", local.crossed.path, written, -1, chunk.source))
+                files.append(("crossed", local.crossed.path, written, -1, chunk.source, 0))
         reasons = collections.Counter(r["reason"] for r in records)
         self._counters["rows_read"].inc(chunk.rows_read)
         self._counters["rows_crossed"].inc(crossed.num_rows if crossed is not None else 0)
         self._counters["rows_rejected"].inc(len(records))
         local.progress.add(chunk.rows_read, chunk.progress)
-        outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats)
+        coverage = (chunk.coverage,) if chunk.coverage is not None else ()
+        outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats, coverage)
         yield (_RESULTS_KEY, outcome) if spec["num_shards"] else outcome
 
     def _stats(self, crossed):
@@ -201,25 +213,27 @@ class _WriteShard(beam.DoFn):
             return
         spec = self._spec
         path = FileSystems.join(spec["temp_dir"], "crossed", f"shard-{key:05d}-{uuid.uuid4().hex}"
-                                f"{writers.SUFFIXES[spec['output_format']]}")
-        writer = writers.open_writer(path, spec["output_format"])
+                                f"{formats.get(spec['output_format']).suffix}")
+        writer = formats.open_writer(path, spec["output_format"])
         for batch in values:
             writer.write(batch)
-        yield Outcome(0, (("crossed", path, writer.close(), key, f"shard {key:05d}"),), (), ())
+        yield Outcome(0, (("crossed", path, writer.close(), key, f"shard {key:05d}", 0),), (), ())
 
 
 class ResultsFn(beam.CombineFn):
     """Outcomes -> one dict: rows read, files written with their rows, reasons, merged statistics."""
 
     def create_accumulator(self):
-        return {"rows_read": 0, "files": {}, "reasons": collections.Counter(), "stats": None}
+        return {"rows_read": 0, "files": {}, "reasons": collections.Counter(), "stats": None, "coverage": []}
 
     def add_input(self, accumulator, outcome):
         accumulator["rows_read"] += outcome.rows_read
-        for kind, path, rows, shard, source in outcome.files:
-            entry = accumulator["files"].setdefault(path, [kind, 0, shard, source])
+        accumulator["coverage"] += outcome.coverage
+        for kind, path, rows, shard, source, pending in outcome.files:
+            entry = accumulator["files"].setdefault(path, [kind, 0, shard, source, 0])
             entry[1] += rows
             entry[3] = min(entry[3], source)
+            entry[4] += pending
         accumulator["reasons"].update(dict(outcome.reasons))
         if outcome.stats:
             if accumulator["stats"] is None:
@@ -234,10 +248,12 @@ class ResultsFn(beam.CombineFn):
         merged = next(accumulators)
         for other in accumulators:
             merged["rows_read"] += other["rows_read"]
-            for path, (kind, rows, shard, source) in other["files"].items():
-                entry = merged["files"].setdefault(path, [kind, 0, shard, source])
+            merged["coverage"] += other["coverage"]
+            for path, (kind, rows, shard, source, pending) in other["files"].items():
+                entry = merged["files"].setdefault(path, [kind, 0, shard, source, 0])
                 entry[1] += rows
                 entry[3] = min(entry[3], source)
+                entry[4] += pending
             merged["reasons"].update(other["reasons"])
             if other["stats"] is not None:
                 if merged["stats"] is None:
@@ -250,11 +266,65 @@ class ResultsFn(beam.CombineFn):
     def extract_output(self, accumulator):
         return {
             "rows_read": accumulator["rows_read"],
-            "files": [{"kind": k, "path": p, "rows": r, "shard": s, "first_source": f}
-                      for p, (k, r, s, f) in sorted(accumulator["files"].items())],
+            "files": [{"kind": k, "path": p, "rows": r, "shard": s, "first_source": f, "pending": n}
+                      for p, (k, r, s, f, n) in sorted(accumulator["files"].items())],
             "reasons": dict(accumulator["reasons"]),
             "stats": [s.result().to_dict() for s in accumulator["stats"] or []],
+            "coverage": sorted(accumulator["coverage"], key=lambda c: (c["path"], c["start"])),
         }
+
+
+def _place_tasks(keyed, temp_dir):
+    """The results (task 0), and one task per rejected file with records waiting for their place."""
+    _, results = keyed
+    waiting = [f for f in results["files"] if f["pending"]]
+    bases = line_bases(results["coverage"]) if waiting else {}
+    yield 0, ("results", results)
+    for index, entry in enumerate(waiting, 1):
+        yield index, ("place", entry["path"], FileSystems.join(temp_dir, "rejected", f"placed-{uuid.uuid4().hex}.jsonl"),
+                      bases)
+
+
+def _place(group):
+    _, tasks = group
+    for task in tasks:
+        if task[0] == "results":
+            yield task
+        else:
+            _, source, target, bases = task
+            yield "placed", source, target, place_file(source, target, bases)
+
+
+class PlacedFn(beam.CombineFn):
+    """The results, with each rewritten rejected file in place of its first version."""
+
+    def create_accumulator(self):
+        return {"results": None, "placed": {}}
+
+    def add_input(self, accumulator, item):
+        if item[0] == "results":
+            accumulator["results"] = item[1]
+        else:
+            _, source, target, rows = item
+            accumulator["placed"][source] = (target, rows)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            merged["results"] = accumulator["results"] or merged["results"]
+            merged["placed"].update(accumulator["placed"])
+        return merged
+
+    def extract_output(self, accumulator):
+        results = accumulator["results"]
+        for entry in results["files"]:
+            if entry["path"] in accumulator["placed"]:
+                target, rows = accumulator["placed"][entry["path"]]
+                if rows != entry["rows"]:
+                    raise RuntimeError(f"placing {entry['path']} wrote {rows} rows of {entry['rows']}")
+                entry["path"], entry["pending"] = target, 0
+        return results
 
 
 def _write_results(keyed, path):
@@ -279,7 +349,7 @@ def build_pipeline(pipeline, job, whole_job_progress: bool = True):
     }
     outcomes = (
         pipeline
-        | "Read" >> ReadChunks(job.files, job.input_format, job.schema)
+        | "Read" >> ReadChunks(job.files, job.input_format, job.schema, range_bytes=job.range_bytes)
         | "CrossAndWrite" >> beam.ParDo(_CrossAndWrite(spec)).with_output_types(typing.Any)
     )
     if job.num_shards:
@@ -292,5 +362,10 @@ def build_pipeline(pipeline, job, whole_job_progress: bool = True):
         outcomes
         | "OneKey" >> beam.Map(lambda outcome: (None, outcome))
         | "Results" >> beam.CombinePerKey(ResultsFn())
+        | "PlaceTasks" >> beam.FlatMap(_place_tasks, job.temp_dir)
+        | "ByTask" >> beam.GroupByKey()
+        | "Place" >> beam.FlatMap(_place)
+        | "OneKeyAgain" >> beam.Map(lambda item: (None, item))
+        | "Placed" >> beam.CombinePerKey(PlacedFn())
         | "WriteResults" >> beam.Map(_write_results, FileSystems.join(job.temp_dir, RESULTS_NAME))
     )

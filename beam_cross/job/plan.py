@@ -20,7 +20,7 @@ import contextlib
 import difflib
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 import yaml
@@ -28,19 +28,21 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_cross.core.spec import Cross, check_crosses
-from beam_cross.job import commit, io
-from beam_cross.job.readers import InputPlan, plan_input
+from beam_cross.job import commit
+from beam_cross.job.errors import PlanError
+from beam_cross.job.formats import get as get_format
+from beam_cross.job.formats.base import RANGE_BYTES
+from beam_cross.job.input_plan import InputFile, InputPlan, plan_input
+from beam_cross.job.schema import parse_schema
 
-
-class PlanError(ValueError):
-    """The command line cannot give a correct run; nothing has run (exit status 2)."""
+__all__ = ["Job", "PlanError", "absolute", "check_beam_flags", "load_crosses", "plan", "plan_source"]
 
 
 @dataclass
 class Job:
     """Everything decided before the pipeline runs."""
 
-    files: list[str]
+    files: list[InputFile]
     input_format: str
     schema: pa.Schema  # the input's, as the reader produces it
     output_schema: pa.Schema  # the crossed rows' (input columns + one per cross)
@@ -55,6 +57,7 @@ class Job:
     progress_unit: str
     feature_types: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    range_bytes: int = RANGE_BYTES
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @property
@@ -123,16 +126,17 @@ def _check_crosses_against(crosses, schema: pa.Schema, fmt: str, float_columns, 
         if missing:
             # JSON keys and tf.Example features outside the schema are rejected row by row, so a run
             # would reject every row: say so now, and how to declare a key that first appears later.
-            late = "" if fmt in ("csv", "parquet") else (
+            late = "" if not get_format(fmt).typed_values else (
                 f" (inferred from the first lines of each file; if it appears later, declare it: `--schema {missing[0]}:string` or `:int`)")
             raise PlanError(f"Input file {files[0]} has no column {', '.join(f'`{m}`' for m in missing)}, needed by "
                             f"cross `{cross.name}`. Columns: {schema.names}{late}")
         floats = [f for f in cross.features if f in float_columns]
         if floats:
+            declare = (f", or, if its values are whole numbers, declare it `--schema {floats[0]}:int`"
+                       if get_format(fmt).declared_types else "")
             raise PlanError(
                 f"Cross `{cross.name}` uses column `{floats[0]}`, whose type is float; floats cannot be crossed. "
-                f"Bucketize it first (e.g. a column of whole buckets such as floor({floats[0]} * 10) as an int), "
-                f"or, if its values are whole numbers, declare it `--schema {floats[0]}:int`."
+                f"Bucketize it first (e.g. a column of whole buckets such as floor({floats[0]} * 10) as an int){declare}."
             )
 
 
@@ -189,10 +193,12 @@ def plan_source(args, crosses: list[Cross], notes: list[str]) -> tuple[list[Cros
         crosses = list(check_crosses(crosses))
     except ValueError as error:
         raise PlanError(str(error)) from None
-    source = plan_input(args.input, input_format=args.input_format, schema_text=args.schema)
-    declared = io.parse_schema(args.schema)
+    declared = parse_schema(args.schema)
+    source = plan_input(args.input, input_format=args.input_format, declared=declared)
+    if getattr(args, "read_whole", False):
+        source = replace(source, files=tuple(replace(f, whole=True) for f in source.files))
     crossed_features = {f for c in crosses for f in c.features}
-    if source.format in ("jsonl", "tfrecord"):
+    if get_format(source.format).typed_values:
         # JSON and tf.Example values carry their own types: a crossed column where some values are
         # floats is crossed as int, and its float values are rejected row by row.
         loose = {f: "int_list" if pa.types.is_list(source.schema.field(f).type) else "int"
@@ -201,9 +207,8 @@ def plan_source(args, crosses: list[Cross], notes: list[str]) -> tuple[list[Cros
             declared.update(loose)
             notes.append("crossed as int, their float values rejected per row (declare `--schema` to choose): "
                          + ", ".join(sorted(loose)))
-            text = ",".join(f"{name}:{kind}" for name, kind in declared.items())
-            source = plan_input(args.input, input_format=args.input_format, schema_text=text)
-    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), list(source.files))
+            source = source.retyped(declared)
+    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), list(source.paths))
     feature_types = {f: t.removesuffix("_list") for f, t in declared.items()
                      if f in crossed_features and t.removesuffix("_list") in ("string", "int")}
     return crosses, source, feature_types
@@ -213,12 +218,14 @@ def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
     """Checks the input, crosses and output before anything runs; returns the Job or raises PlanError."""
     if args.num_shards < 0:
         raise PlanError(f"`--num_shards` must be >= 0 (0: one file per bundle). Received: num_shards={args.num_shards}")
+    if args.range_bytes < 1:
+        raise PlanError(f"`--range_bytes` must be >= 1. Received: range_bytes={args.range_bytes}")
     if not 0 <= args.max_rejected_share <= 1:
         raise PlanError(f"`--max_rejected_share` must be between 0 and 1. Received: max_rejected_share={args.max_rejected_share}")
     crosses, source, feature_types = plan_source(args, crosses, notes)
     files = list(source.files)
     output = absolute(args.output)
-    check_output(output, args.input, files)
+    check_output(output, args.input, [f.path for f in files])
     return Job(
         files=files,
         input_format=source.format,
@@ -235,4 +242,5 @@ def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
         progress_unit=source.total_unit,
         feature_types=feature_types,
         notes=notes,
+        range_bytes=args.range_bytes,
     )

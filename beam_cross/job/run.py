@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -26,23 +27,17 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 import beam_cross
-from beam_cross.job import commit, report, writers
+from beam_cross.job import commit, formats, report
+from beam_cross.job.errors import JobError, JobFailed, PlanError, RowsLost, TooManyRejected
 from beam_cross.job.flags import build_parser, crosses_of, own_flags
-from beam_cross.job.pipeline import METRICS_NAMESPACE, RESULTS_NAME, build_pipeline
-from beam_cross.job.plan import Job, PlanError, check_beam_flags, plan
+from beam_cross.job.pipeline import METRICS_NAMESPACE, PROGRESS_SECONDS, RESULTS_NAME, build_pipeline
+from beam_cross.job.plan import Job, check_beam_flags, plan
+from beam_cross.job.readers import check_coverage
 from beam_cross.job.summary import Summary
 
-PROGRESS_SECONDS = 10
+__all__ = ["RowsLost", "TooManyRejected", "check_accounting", "finish", "run"]
 _DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _log = logging.getLogger("beam_cross")
-
-
-class RowsLost(RuntimeError):
-    """Rows read != rows written (crossed + rejected): nothing was committed."""
-
-
-class TooManyRejected(RuntimeError):
-    """The run rejected more rows than ``--max_rejected_share`` allows (or all of them): nothing was committed."""
 
 
 def _runner_args(beam_args: list[str]) -> list[str]:
@@ -110,14 +105,38 @@ def run(argv=None) -> Summary:
         _log.info("beam-cross: %s", note)
     _log.info("beam-cross: %d %s file(s), %d cross(es) -> %s", len(job.files), job.input_format, len(job.crosses),
               job.output)
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, job, whole_job_progress=in_process)
-    result = _wait(pipeline.run(), runner)
-    if result.state != PipelineState.DONE:
-        raise RuntimeError(f"The pipeline ended in state {result.state}; the previous output is unchanged.")
-    results = _read_results(job)
-    counters = {n: _counter(result, f"rows_{n}") for n in ("read", "crossed", "rejected")}
-    return finish(job, results, counters, argv, started)
+    with commit.OutputLock(job.output, job.run_id):
+        try:
+            pipeline = beam.Pipeline(options=options)
+            build_pipeline(pipeline, job, whole_job_progress=in_process)
+            result = _wait(pipeline.run(), runner)
+            if result.state != PipelineState.DONE:
+                raise JobFailed(f"The pipeline ended in state {result.state}; nothing was committed and the previous "
+                                "output is unchanged.")
+        except JobError:
+            commit.remove_temp(job.temp_dir)
+            raise
+        except Exception as error:  # a worker's error: a full disk, no permission, a bug
+            commit.remove_temp(job.temp_dir)
+            raise JobFailed(f"The pipeline failed: {failure_text(error)}. Nothing was committed; the previous output "
+                            "is unchanged.") from error
+        results = _read_results(job)
+        counters = {n: _counter(result, f"rows_{n}") for n in ("read", "crossed", "rejected")}
+        try:
+            return finish(job, results, counters, argv, started)
+        except OSError as error:
+            raise JobFailed(f"Committing the output failed: {failure_text(error)}. The previous output and the run's "
+                            f"files are as the commit journal {commit.JOURNAL} in {job.output} lists them.") from error
+
+
+def failure_text(error: BaseException) -> str:
+    """The last ``SomethingError: message`` line of an error (a runner wraps a worker's error in its own)."""
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b.*: ", line)]
+    last = found[-1] if found else (lines[-1] if lines else type(error).__name__)
+    last = re.sub(r" \[while running '[^']*'\]$", "", last)
+    return last if found or not isinstance(error, OSError) else f"{type(error).__name__}: {last}"
 
 
 def _read_results(job: Job) -> dict:
@@ -163,13 +182,13 @@ def _final_names(job: Job, results: dict) -> list[tuple[str, str, int]]:
     """(temporary path, path relative to the output, rows) of every file to commit."""
     moves = []
     crossed = sorted((f for f in results["files"] if f["kind"] == "crossed"), key=lambda f: (f["shard"], f["first_source"]))
-    extension = writers.SUFFIXES[job.output_format]
+    extension = formats.get(job.output_format).suffix
     if job.num_shards:
         by_shard = {f["shard"]: f for f in crossed}
         for shard in range(job.num_shards):  # every -of-N shard exists, even with no row
             if shard not in by_shard:
                 path = FileSystems.join(job.temp_dir, "crossed", f"empty-{shard:05d}{extension}")
-                writers.open_writer(path, job.output_format, schema=job.output_schema).close()
+                formats.open_writer(path, job.output_format, schema=job.output_schema).close()
                 by_shard[shard] = {"path": path, "rows": 0}
         crossed = [by_shard[s] for s in range(job.num_shards)]
     for index, entry in enumerate(crossed):
@@ -180,19 +199,19 @@ def _final_names(job: Job, results: dict) -> list[tuple[str, str, int]]:
     return moves
 
 
-def _manifest(job: Job, argv, moves, results, read, crossed, rejected) -> dict:
+def _manifest(job: Job, argv, moves, results, read, crossed, rejected, inputs) -> dict:
     files = {"crossed": [], "rejected": [], "report": []}
     for _, relative, rows in moves:
         kind = relative.split("/", 1)[0]
         files[kind].append({"path": relative} if rows is None else {"path": relative, "rows": rows})
     return {
-        "manifest_version": 1,
+        "manifest_version": 2,
         "complete": True,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {"beam_cross": beam_cross.__version__, "apache_beam": beam.__version__, "pyarrow": pa.__version__},
         "command": list(argv if argv is not None else sys.argv[1:]),
         "crosses": [c.to_dict() for c in job.crosses],
-        "input": {"format": job.input_format, "files": list(job.files),
+        "input": {"format": job.input_format, "files": inputs,
                   "schema": [{"name": f.name, "type": str(f.type)} for f in job.schema]},
         "output": {"format": job.output_format,
                    "schema": [{"name": f.name, "type": str(f.type)} for f in job.output_schema]},
@@ -203,7 +222,12 @@ def _manifest(job: Job, argv, moves, results, read, crossed, rejected) -> dict:
 
 
 def finish(job: Job, results: dict, counters: dict, argv, started: float) -> Summary:
-    """Checks the accounting, writes the report, commits; returns the summary."""
+    """Checks the input's coverage and the accounting, writes the report, commits; returns the summary."""
+    try:
+        inputs = check_coverage(job.files, results.get("coverage", []))
+    except RowsLost:  # rows of an input that changed, or was read in part: nothing of the run is kept
+        commit.remove_temp(job.temp_dir)
+        raise
     read, crossed, rejected = check_accounting(job, results, counters)
     check_rejected_share(job, read, crossed, rejected)
     moves = _final_names(job, results)
@@ -217,7 +241,7 @@ def finish(job: Job, results: dict, counters: dict, argv, started: float) -> Sum
         except ImportError:  # matplotlib is the optional [report] extra; the JSON report is complete
             job.notes.append("no chart: matplotlib is not installed (pip install 'beam-cross[report]')")
     moves += reports
-    manifest = _manifest(job, argv, moves, results, read, crossed, rejected)
+    manifest = _manifest(job, argv, moves, results, read, crossed, rejected, inputs)
     commit.commit(job.output, job.temp_dir, [(source, relative) for source, relative, _ in moves], manifest)
     at = lambda relative: FileSystems.join(job.output, relative)  # noqa: E731
     return Summary(

@@ -47,7 +47,7 @@ class Summary:
         lines.append(table(["", "", ""], [[a, f"{b:,}", c] for a, b, c in counts], [False, True, False]).split("\n", 1)[1])
         if self.reasons:
             lines.append("  rejected by reason: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.reasons.items())))
-        lines.append(f"  all {self.rows_read:,} rows accounted for (read = crossed + rejected, as counted by the writers)")
+        lines.append(f"  all {self.rows_read:,} rows accounted for (every planned byte read once; read = crossed + rejected, as counted by the writers)")
         lines.append(f"  manifest  {self.manifest}")
         lines.append(f"  report    {self.report_json}" + (f"\n            {self.report_png}" if self.report_png else ""))
         header = ["cross", "num_bins", "distinct", "bins used", "collide", "suggested"]

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from beam_cross import Cross, FeatureError, hashed_cross
-from beam_cross.job import tf_example
 from beam_cross.job.cli import main
 from beam_cross.job.flags import parse_cross_flag, sample_path
+from beam_cross.job.formats import examples as tf_example
 from beam_cross.job.run import run
 
 CROSSES = [Cross(["country", "hour"], 100), Cross(["interests", "device"], 50)]
@@ -198,7 +198,11 @@ def test_each_format_round_trips(fmt, tmp_path):
     manifest = _check_manifest(output, lambda path: read([path]))
     assert manifest["rows"] == {"read": len(rows), "crossed": len(crossed), "rejected": len(rejected)}
     assert [Cross.from_dict(c) for c in manifest["crosses"]] == CROSSES
-    assert manifest["input"]["files"] == [str(tmp_path / "in" / f"a.{fmt}"), str(tmp_path / "in" / f"b.{fmt}")]
+    inputs = [str(tmp_path / "in" / f"a.{fmt}"), str(tmp_path / "in" / f"b.{fmt}")]
+    assert [f["path"] for f in manifest["input"]["files"]] == inputs
+    assert [(f["size"], f["modified"]) for f in manifest["input"]["files"]] == [
+        (os.stat(p).st_size, os.stat(p).st_mtime) for p in inputs]
+    assert [f["rows"] for f in manifest["input"]["files"]] == [150, len(rows) - 150]
 
 
 def test_output_format_flag_and_yaml_config(tmp_path):
@@ -334,7 +338,7 @@ def test_tf_example_codec_matches_tensorflow():
 def test_tf_example_batch_codec_matches_tensorflow():
     import tensorflow as tf
 
-    from beam_cross.job.tf_example import encode_batch
+    from beam_cross.job.formats.examples import encode_batch
 
     rows = [{"s": "fr", "i": -3, "big": 2**63 - 1, "f": 0.5, "l": ["a", "b"], "il": [1, 2, 300], "e": []},
             {"s": "caf\u00e9" * 60, "i": 2**40, "big": 0, "f": None, "l": None, "il": [7], "e": []}]

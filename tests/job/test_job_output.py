@@ -22,7 +22,7 @@ import pytest
 
 import beam_cross
 from beam_cross import hashed_cross
-from beam_cross.job import writers
+from beam_cross.job import formats
 from beam_cross.job.cli import main
 from beam_cross.job.pipeline import Progress
 from beam_cross.job.run import RowsLost, check_accounting, run
@@ -198,7 +198,7 @@ def test_json_lines_writer_matches_json_module(tmp_path):
         {"s": "", "i": 2**62, "u": 1, "f": float("nan"), "g": -2.5e-300, "b": False, "l": [], "il": None, "n": None},
     ])
     path = str(tmp_path / "rows.jsonl")
-    writer = writers.open_writer(path, "jsonl")
+    writer = formats.open_writer(path, "jsonl")
     assert writer.write(batch) == 2 and writer.close() == 2
     lines = Path(path).read_text(encoding="utf-8").split("\n")[:-1]  # not splitlines: \u2028 is no line break
     expected = batch.to_pylist()
@@ -265,7 +265,7 @@ def test_csv_writer_nested_values_as_json(tmp_path):
     batch = pa.RecordBatch.from_pylist([{"a": 1, "s": {"x": 1, "y": "q"}, "l": ["u", "v"], "ll": [[1], [2, 3]]},
                                         {"a": 2, "s": None, "l": [], "ll": None}])
     path = str(tmp_path / "rows.csv")
-    writer = writers.open_writer(path, "csv")
+    writer = formats.open_writer(path, "csv")
     assert writer.write(batch) == 2 and writer.close() == 2
     import csv
 

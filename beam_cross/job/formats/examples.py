@@ -1,10 +1,12 @@
-"""``tf.Example`` records without TensorFlow: the message declared field by field for ``protobuf``.
+"""``tf.Example`` records without TensorFlow: the message, records to Arrow columns and back.
 
 The layout is that of ``tensorflow/core/example/{example,feature}.proto`` (field numbers and types);
 ``protobuf`` (a Beam dependency) does the parsing, so reading and writing TFRecords of tf.Examples
-needs no TensorFlow install. Rows are dicts (see :mod:`beam_cross.job.io`). ``encode_batch`` writes a
-whole Arrow RecordBatch column by column (the same messages, built with Arrow kernels), and
-``tfrecord_frames`` frames records as a TFRecord file.
+needs no TensorFlow install. ``decode_examples`` reads many records at once (the NumPy wire reader
+of :mod:`beam_cross.job.formats.example_wire` for TensorFlow's layout, protobuf for the others and
+to say why a record is rejected); ``encode_batch`` writes a whole RecordBatch column by column (the
+same messages as ``encode_example``, built with Arrow kernels). The file framing is
+:mod:`beam_cross.job.formats.tfrecord`'s.
 
 >>> record = encode_example({"country": "fr", "hour": 13, "tags": ["a", "b"], "gone": None})
 >>> sorted(decode_example(record, {}).items())  # a None value is an absent feature
@@ -13,14 +15,15 @@ whole Arrow RecordBatch column by column (the same messages, built with Arrow ke
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 from beam_cross.core.arrow_values import is_list_type
+from beam_cross.job.formats import example_wire
+from beam_cross.job.formats.base import ENCODING, PARSE, TYPE, UNKNOWN_COLUMN, one_batch, unknown_message
 
 
 def _example_class():
@@ -218,19 +221,158 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def tfrecord_frames(records: pa.Array) -> bytes:
-    """The records of a (large) binary array framed as the bytes of a TFRecord file."""
-    from apache_beam.io.tfrecordio import _TFRecordUtil
+# -- tf.Example records to Arrow ------------------------------------------------------------------------
+_ATTRS = {"bytes": "bytes_list", "int": "int64_list", "float": "float_list"}
 
-    masked_crc = _TFRecordUtil._masked_crc32c
-    offsets = np.frombuffer(records.buffers()[1], np.int64, len(records) + 1, records.offset * 8).tolist()
-    data = records.buffers()[2].to_pybytes()
-    pack, length_crcs, parts = struct.pack, {}, []
-    for start, stop in zip(offsets[:-1], offsets[1:]):
-        record = data[start:stop]
-        header = length_crcs.get(stop - start)
-        if header is None:
-            length = pack("<Q", stop - start)
-            header = length_crcs[stop - start] = length + pack("<I", masked_crc(length))
-        parts += (header, record, pack("<I", masked_crc(record)))
-    return b"".join(parts)
+
+def _kind_of(arrow_type) -> tuple[str, bool]:
+    """("bytes" | "int" | "float", is_list) of a column type."""
+    is_list = is_list_type(arrow_type)
+    base = arrow_type.value_type if is_list else arrow_type
+    if pa.types.is_integer(base) or pa.types.is_boolean(base):
+        return "int", is_list
+    if pa.types.is_floating(base):
+        return "float", is_list
+    return "bytes", is_list
+
+
+def _values(features, specs):
+    """One record's values in column order, or the problem that rejects the record."""
+    row = []
+    for name, kind, is_list, attr in specs:
+        feature = features.get(name)
+        if feature is None:
+            row.append(None)
+            continue
+        values = getattr(feature, attr).value
+        count = len(values)
+        if count == 1:
+            row.append([values[0]] if is_list else values[0])
+        elif count:
+            if not is_list:
+                return None, (f"feature `{name}` has {count} values where its column holds one; declare it as a "
+                              f"list with `--schema {name}:{'string' if kind == 'bytes' else kind}_list`")
+            row.append(list(values))
+        else:
+            which = feature.WhichOneof("kind")
+            if which is not None and which != attr and len(getattr(feature, which).value):
+                return None, f"feature `{name}` holds a {which}, but its column is {kind}"
+            row.append([] if is_list else None)
+    return row, None
+
+
+def decode_examples(records: list[tuple[int, bytes]], schema: pa.Schema):
+    """(RecordBatch, record numbers of its rows, rejections) of ``(number, tf.Example bytes)`` records.
+
+    Records in TensorFlow's layout are read by :func:`beam_cross.job.example_wire.decode` (NumPy, for
+    all of them at once); the others by protobuf, one by one, which also tells why one is rejected.
+    """
+    specs = [(f.name, *_kind_of(f.type), f.type) for f in schema]
+    arrays, irregular = example_wire.decode([record for _, record in records], specs)
+    if irregular.all():
+        return decode_examples_one_by_one(records, schema)
+    numbers = np.fromiter((number for number, _ in records), np.int64, len(records))
+    fast = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if not irregular.any():
+        return fast, numbers, []
+    batch, slow_numbers, rejected = decode_examples_one_by_one([records[i] for i in np.flatnonzero(irregular)], schema)
+    numbers = np.concatenate((numbers[~irregular], slow_numbers))
+    order = np.argsort(numbers, kind="stable")
+    merged = pa.Table.from_batches([fast, batch]).take(pa.array(order))
+    return one_batch(merged, schema), numbers[order], rejected
+
+
+def decode_examples_one_by_one(records: list[tuple[int, bytes]], schema: pa.Schema):
+    """:func:`decode_examples` with protobuf, record by record (the reference)."""
+    specs = [(f.name, *_kind_of(f.type), _ATTRS[_kind_of(f.type)[0]]) for f in schema]
+    names = frozenset(schema.names)
+    rows, numbers, rejected = [], [], []
+    for number, record in records:
+        try:
+            features = Example.FromString(record).features.feature
+        except DecodeError as error:
+            rejected.append((number, PARSE, f"not a tf.Example: {error}", record.hex()[:2000]))
+            continue
+        if not names.issuperset(features):
+            unknown = [name for name in features if name not in names]
+            rejected.append((number, UNKNOWN_COLUMN, unknown_message(unknown, schema), record.hex()[:2000]))
+            continue
+        row, problem = _values(features, specs)
+        if problem:
+            rejected.append((number, TYPE, problem, record.hex()[:2000]))
+            continue
+        rows.append(row)
+        numbers.append(number)
+    columns = list(zip(*rows)) if rows else [() for _ in specs]
+    arrays, bad = [], np.zeros(len(numbers), bool)
+    for (_, kind, is_list, _), values, field_ in zip(specs, columns, schema):
+        array, problems = _column(values, field_, kind, is_list)
+        arrays.append(array)
+        for index, message in problems.items():
+            if not bad[index]:
+                bad[index] = True
+                rejected.append((numbers[index], ENCODING, message, None))
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    numbers = np.asarray(numbers, np.int64)
+    if bad.any():
+        batch, numbers = batch.filter(pa.array(~bad)), numbers[~bad]
+    rejected.sort(key=lambda item: item[0])
+    return batch, numbers, rejected
+
+
+def _column(values, field_, kind, is_list):
+    """An Arrow array of ``field_``'s type from decoded values; bytes that must be text are checked."""
+    target = field_.type
+    if kind != "bytes":
+        return pa.array(values, target), {}
+    base = target.value_type if is_list else target
+    raw = pa.array(values, pa.list_(pa.binary()) if is_list else pa.binary())
+    if pa.types.is_binary(base) or pa.types.is_large_binary(base):
+        return raw.cast(target), {}
+    try:
+        return raw.cast(target), {}
+    except pa.ArrowInvalid:
+        problems, fixed = {}, []
+        for index, value in enumerate(values):
+            try:
+                if value is not None:
+                    [v.decode("utf-8") for v in value] if is_list else value.decode("utf-8")
+                fixed.append(value)
+            except UnicodeDecodeError:
+                problems[index] = f"feature `{field_.name}` must be UTF-8 text. Received: value={value!r}"[:2000]
+                fixed.append(None)
+        return pa.array(fixed, raw.type).cast(target), problems
+
+
+def infer_example_types(records: list[bytes], declared=()) -> dict[str, pa.DataType | None]:
+    """Arrow types of the features of sampled tf.Examples: a list type if any holds other than one value."""
+    seen: dict[str, tuple[set, bool, bool]] = {}
+    for record in records:
+        try:
+            features = Example.FromString(record).features.feature
+        except DecodeError:
+            continue
+        for name, feature in features.items():
+            kinds, is_list, text = seen.get(name, (set(), False, True))
+            which = feature.WhichOneof("kind")
+            values = getattr(feature, which).value if which else ()
+            if which:
+                kinds.add(which)
+            if which == "bytes_list":
+                try:
+                    for value in values:
+                        value.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = False
+            seen[name] = (kinds, is_list or len(values) != 1, text)
+    types = {}
+    for name, (kinds, is_list, text) in sorted(seen.items()):  # a map's order is no order
+        if name in declared:
+            types[name] = None
+            continue
+        if len(kinds) > 1:
+            raise ValueError(f"feature `{name}` holds {sorted(kinds)} in different records; declare its type with `--schema`")
+        kind = kinds.pop() if kinds else "bytes_list"
+        base = {"int64_list": pa.int64(), "float_list": pa.float32()}.get(kind, pa.string() if text else pa.binary())
+        types[name] = pa.list_(base) if is_list else base
+    return types

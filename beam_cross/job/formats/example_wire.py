@@ -4,7 +4,7 @@ Only the layout that TensorFlow and protobuf writers produce is read here: ``Exa
 map entries with their key first, one kind per ``Feature``, packed ``int64_list`` / ``float_list``.
 A record laid out any other way, or holding something the schema refuses (an unknown key, a kind
 or a number of values that does not fit its column), is returned as *irregular*: the caller decodes
-those with protobuf (:func:`beam_cross.job.binary_formats.decode_examples`), which also says why a record
+those with protobuf (:func:`beam_cross.job.formats.examples.decode_examples`), which also says why a record
 is rejected. The two paths give the same rows (tested record by record).
 """
 
