@@ -159,16 +159,38 @@ def check_crosses(crosses) -> tuple[Cross, ...]:
 
 
 KINDS = ("string", "int", "float")
+# What is wrong with a cross against its input (CrossSpecError.problem).
+NAMED_LIKE_A_COLUMN, MISSING_COLUMN, RAW_FLOAT, WRONG_KIND = "named_like_a_column", "missing_column", "raw_float", "wrong_kind"
+
+
+class CrossSpecError(ValueError):
+    """A cross that does not fit its input (see :func:`check_crosses_against`).
+
+    Attributes:
+        cross: the name of the cross.
+        problem: ``"named_like_a_column"``, ``"missing_column"``, ``"raw_float"`` or ``"wrong_kind"``.
+        features: the columns at fault (the cross's name for ``named_like_a_column``).
+    """
+
+    def __init__(self, message, cross, problem, features):
+        super().__init__(message)
+        self.cross, self.problem, self.features = cross, problem, tuple(features)
+
+    def __reduce__(self):
+        return type(self), (str(self), self.cross, self.problem, self.features)
 
 
 def check_crosses_against(crosses, columns) -> tuple[Cross, ...]:
-    """:func:`check_crosses`, then the crosses against the columns of an input.
+    """:func:`check_crosses`, then the crosses against the columns of an input: the one check of every
+    front door (``CrossFeatures`` on schema'd rows, :func:`beam_cross.beam.frames.output_schema`, the
+    command's plan, the Beam YAML provider).
 
     ``columns`` maps each column name to its kind (``"string"``, ``"int"``, ``"float"``, or None when
-    not known), or is a list of names. A ``ValueError`` says which cross is wrong and how: it is named
-    like a column (which it would overwrite), it needs a column the input lacks, it crosses a float
-    column raw (floats are crossed through ``Bucketize`` only), or it transforms a column of a kind its
-    transform does not take (strings into ``Bucketize``, floats into a ``Lookup``).
+    not known), or is a list of names. A :class:`CrossSpecError` (a ``ValueError``) says which cross is
+    wrong and how: it is named like a column (which it would overwrite), it needs a column the input
+    lacks, it crosses a float column raw (floats are crossed through ``Bucketize`` only), or it
+    transforms a column of a kind its transform does not take (strings into ``Bucketize``, floats into
+    a ``Lookup``).
 
     >>> from beam_cross.core.transforms import Bucketize
     >>> [c.name for c in check_crosses_against([Cross([Bucketize("age", [18]), "country"], 10)],
@@ -177,7 +199,7 @@ def check_crosses_against(crosses, columns) -> tuple[Cross, ...]:
     >>> check_crosses_against([Cross(["age", "country"], 10)], {"age": "float", "country": "string"})
     Traceback (most recent call last):
     ...
-    ValueError: Cross `age_X_country` crosses the float column `age` as it is; floats are crossed through a `Bucketize` only (Cross([Bucketize("age", [...]), ...])).
+    beam_cross.core.spec.CrossSpecError: Cross `age_X_country` crosses the float column `age` as it is; floats are crossed through a `Bucketize` only (Cross([Bucketize("age", [...]), ...])).
     """
     checked = check_crosses(crosses)
     if not isinstance(columns, Mapping):
@@ -187,21 +209,23 @@ def check_crosses_against(crosses, columns) -> tuple[Cross, ...]:
         raise ValueError(f"Column kinds must be one of {KINDS} or None. Received: {bad}")
     for cross in checked:
         if cross.name in columns:
-            raise ValueError(f"Cross `{cross.name}` is named like an input column, which it would overwrite; "
-                             "give the cross another name (Cross(..., name=...)).")
+            raise CrossSpecError(f"Cross `{cross.name}` is named like an input column, which it would overwrite; "
+                                 "give the cross another name (Cross(..., name=...)).",
+                                 cross.name, NAMED_LIKE_A_COLUMN, [cross.name])
         missing = [f for f in cross.features if f not in columns]
         if missing:
-            raise ValueError(f"Cross `{cross.name}` needs columns {missing}, which the input does not have. "
-                             f"Received: columns={list(columns)}")
+            raise CrossSpecError(f"Cross `{cross.name}` needs features {missing}, which the input does not have. "
+                                 f"Received: columns={list(columns)}", cross.name, MISSING_COLUMN, missing)
         for feature, transform in zip(cross.features, cross.transforms):
             kind = columns[feature]
             if transform is None and kind == "float":
-                raise ValueError(
+                raise CrossSpecError(
                     f"Cross `{cross.name}` crosses the float column `{feature}` as it is; floats are crossed "
-                    f'through a `Bucketize` only (Cross([Bucketize("{feature}", [...]), ...])).'
+                    f'through a `Bucketize` only (Cross([Bucketize("{feature}", [...]), ...])).',
+                    cross.name, RAW_FLOAT, [feature],
                 )
             if transform is not None and kind is not None and kind not in transform.takes:
                 takes = " or ".join(f"{k}s" for k in transform.takes)
-                raise ValueError(f"Cross `{cross.name}`: `{type(transform).__name__}` of column `{feature}` takes "
-                                 f"{takes}, but the column holds {kind}s.")
+                raise CrossSpecError(f"Cross `{cross.name}`: `{type(transform).__name__}` of column `{feature}` takes "
+                                     f"{takes}, but the column holds {kind}s.", cross.name, WRONG_KIND, [feature])
     return checked
