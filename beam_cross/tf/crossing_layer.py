@@ -128,12 +128,13 @@ class CrossingLayer(keras.layers.Layer):
         return out
 
     def __call__(self, inputs, *args, **kwargs):
-        if keras.backend.backend() == "numpy" and isinstance(inputs, Mapping) and not _in_tf_graph() and not any(
+        if keras.backend.backend() != "tensorflow" and isinstance(inputs, Mapping) and not _in_tf_graph() and not any(
                 isinstance(v, keras.KerasTensor) for v in inputs.values()):
-            # Keras's call wrapper on the NumPy backend cannot describe a string array ("Invalid
-            # dtype: str32"): hand it NumPy arrays it need not convert, after our own checks.
+            # Eager values off TensorFlow: the NumPy core, called directly. Keras's call wrapper would
+            # turn the core's FeatureError (which names the feature, the reason and the value) into a
+            # RuntimeError, and on the NumPy backend it cannot describe a string array at all.
             self._check_inputs(inputs)
-            inputs = {**inputs, **{f: _to_numpy(inputs[f]) for f in self.features}}
+            return self._call_numpy(inputs)
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs):

@@ -5,7 +5,9 @@ FeatureSpace-style cross (``keras.layers.HashedCrossing`` over ``Discretization`
 subnormals, ints above 2**24, empty strings, OOV tokens); and the golden crossed vectors of
 ``tests/golden/transforms.json``. Every way of running the layer gives those ids: eagerly, in a
 functional model, after ``.keras`` save/load, and after ``model.export`` (the ``serve`` endpoint and
-the ``serving_default`` signature of the loaded SavedModel). The core (``Cross.apply``) agrees.
+the ``serving_default`` signature of the loaded SavedModel). The core (``Cross.apply``) agrees, and
+so does the layer on the numpy and jax backends (run in a subprocess by
+``crossing_layer_backend_check.py``, which holds the edge data and the crosses).
 
 Keras 3 only: tensorflow_transform (which switches TF to tf_keras) is never imported here.
 """
@@ -13,12 +15,18 @@ Keras 3 only: tensorflow_transform (which switches TF to tf_keras) is never impo
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow", reason="the layer's TF path and the TF/Keras oracles need TensorFlow")
 keras = pytest.importorskip("keras", reason="the layer is a Keras 3 layer")
+
+import crossing_layer_backend_check as check  # noqa: E402  (its folder is on sys.path under pytest)
 
 from beam_cross import Bucketize, Cross, CrossingLayer, FeatureError, Identity, Lookup  # noqa: E402
 from beam_cross.tf.crossing_layer import CrossingLayer as ModuleCrossingLayer  # noqa: E402
@@ -28,33 +36,10 @@ if keras.backend.backend() != "tensorflow":  # the oracles run on the TF backend
     pytest.skip("the TF / Keras oracles need KERAS_BACKEND=tensorflow", allow_module_level=True)
 
 fc = tf.feature_column
-
-# --- the §10 edges, as raw columns ----------------------------------------------------------------
-
-AGE_EDGES = [float("-inf"), float("inf"), float("nan"), -0.0, 0.0, 0.1, float(np.nextafter(0.1, 1)), 0.09999999,
-             17.999999999, 18.0, 24.99999999, 25.0, 35.0, 49.9999999, 50.0, 1e300, -1e300, 5e-324, -1e-40, 30.0,
-             42.5, 71.0]
-N = len(AGE_EDGES)
-BIG_EDGES = [16777216, 16777217, 16777218, 16777219, 2**53, 2**53 + 1, 2**63 - 1, -(2**63), 0, 3, -1, 2**24 - 1,
-             9007199254740993, 1, 2, 4]
-BIG = (BIG_EDGES * N)[:N]
-COUNTRY = (["fr", "", "us", "é", "日本", "fr", "xx", "a\0b", " ", "US"] * N)[:N]
-SEX = (["male", "female", "", "other", "[UNK]", "MALE", "female", "male", "femal"] * N)[:N]
-
-AGE_BOUNDARIES = [0.1, 18.0, 25.0]
-FS_BOUNDARIES = [0.1, 18.0, 35.0, 50.0]
-BIG_BOUNDARIES = [3.0, 16777217.0, 9007199254740993.0]
-SEXES = ["male", "female"]
-
-WIDE = Cross([Bucketize("age", AGE_BOUNDARIES), "country"], 1000, name="age_bucketized_X_country")
-WIDE_INT = Cross([Bucketize("big", BIG_BOUNDARIES), "country"], 97, name="big_bucketized_X_country")
-FEATURE_SPACE = Cross([Bucketize("age", FS_BOUNDARIES), Lookup("sex", SEXES)], 32, name="age_X_sex")
-FEATURE_SPACE_ONE_HOT = Cross([Bucketize("age", FS_BOUNDARIES), Lookup("sex", SEXES)], 32, name="age_X_sex_one_hot",
-                              output_mode="one_hot")
-CROSSES = [WIDE, WIDE_INT, FEATURE_SPACE, FEATURE_SPACE_ONE_HOT]
-RAW = {"age": np.array(AGE_EDGES, np.float64), "big": np.array(BIG, np.int64),
-       "country": np.array([c.encode() for c in COUNTRY], object), "sex": np.array([s.encode() for s in SEX], object)}
-DTYPES = {"age": "float64", "big": "int64", "country": "string", "sex": "string"}
+AGE_BOUNDARIES, BIG_BOUNDARIES, FS_BOUNDARIES = check.AGE_BOUNDARIES, check.BIG_BOUNDARIES, check.FS_BOUNDARIES
+AGE_EDGES, BIG, COUNTRY, SEX, SEXES, N = check.AGE_EDGES, check.BIG, check.COUNTRY, check.SEX, check.SEXES, check.N
+WIDE, WIDE_INT, FEATURE_SPACE, FEATURE_SPACE_ONE_HOT = check.WIDE, check.WIDE_INT, check.FEATURE_SPACE, check.FEATURE_SPACE_ONE_HOT
+CROSSES, RAW, DTYPES = check.CROSSES, check.RAW, check.DTYPES
 
 
 def _tensors(columns, shape=()):
@@ -327,3 +312,36 @@ def test_bad_values_fail_at_run_time_as_the_core_refuses_them(tmp_path, cross, f
         serve(tensors)
     good = {k: v[:1] for k, v in tensors.items()}  # the first row is valid
     assert serve(good)[cross.name].numpy().tolist() == cross.apply({k: v[:1] for k, v in columns.items()}).tolist()
+
+
+# --- other backends: the NumPy core, without TensorFlow --------------------------------------------
+
+
+def _run_on_backend(backend):
+    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    environment.pop("TF_USE_LEGACY_KERAS", None)
+    repo = Path(__file__).resolve().parents[2]
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), environment.get("PYTHONPATH")]))
+    script = Path(__file__).with_name("crossing_layer_backend_check.py")
+    completed = subprocess.run([sys.executable, str(script)], env=environment, capture_output=True,
+                               text=True, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_other_backends_give_the_ids_of_tensorflow(backend, expected):
+    if backend == "jax":
+        pytest.importorskip("jax", reason="the jax backend needs jax installed")
+    pytest.importorskip("scipy", reason="Keras's numpy/jax backends import scipy")
+    report = _run_on_backend(backend)
+    assert report["backend"] == backend
+    assert report["keras_imported_by_beam_cross"] is False  # `import beam_cross` stays light
+    assert report["tensorflow_imported"] is False  # the layer needs no TensorFlow off the TF backend
+    assert report["eager"] == expected
+    assert report["from_config"] == expected
+    assert np.asarray(report["batch_by_one"]).reshape(-1).tolist() == expected[WIDE.name]
+    with pytest.raises(FeatureError) as core:
+        check.STRICT.apply({k: RAW[k] for k in check.STRICT.features})
+    assert report["refused"] == {"reason": core.value.reason, "feature": core.value.feature, "message": str(core.value)}
