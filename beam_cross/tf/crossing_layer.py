@@ -113,8 +113,9 @@ class CrossingLayer(keras.layers.Layer):
         out = {}
         for cross in self.crosses:
             specs = [inputs[f] for f in cross.features]
-            for feature, spec in zip(cross.features, specs):
+            for feature, transform, spec in zip(cross.features, cross.transforms, specs):
                 _check_shape(cross, feature, tuple(spec.shape), _multivalent(spec))
+                _check_symbolic_dtype(cross, feature, transform, str(spec.dtype))
             batch = specs[0].shape[0] if specs[0].shape else None
             if not any(_multivalent(s) for s in specs):
                 if cross.output_mode == "one_hot":
@@ -234,6 +235,21 @@ def _check_raw_dtype(cross, feature, dtype):
         raise TypeError(f"Cross `{cross.name}` crosses feature `{feature}` as it is, so it must hold strings or "
                         f"integers; floats are crossed through a `Bucketize` only "
                         f'(Cross([Bucketize("{feature}", [...]), ...])). Received: dtype={dtype.name}')
+
+
+def _check_symbolic_dtype(cross, feature, transform, dtype: str):
+    """When a functional model is built: the dtype checks that ``transform_ids`` / the TF path make."""
+    kind = "string" if dtype == "string" else "int" if dtype.startswith(("int", "uint")) else (
+        "float" if "float" in dtype else None)
+    if transform is None:
+        if kind not in ("string", "int"):
+            raise TypeError(f"Cross `{cross.name}` crosses feature `{feature}` as it is, so it must hold strings or "
+                            f"integers; floats are crossed through a `Bucketize` only "
+                            f'(Cross([Bucketize("{feature}", [...]), ...])). Received: dtype={dtype}')
+    elif kind not in transform.takes:
+        takes = " or ".join(f"{k}s" for k in transform.takes)
+        raise TypeError(f"`{type(transform).__name__}` of feature `{feature}` takes {takes}. "
+                        f"Received: a tensor with dtype={dtype}")
 
 
 def _as_tf_tensor(value, tf):

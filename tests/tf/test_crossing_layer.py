@@ -134,6 +134,16 @@ def test_batch_by_one_shapes(expected):
     assert np.asarray(eager[WIDE.name]).reshape(-1).tolist() == expected[WIDE.name]
 
 
+def test_in_a_tf_data_map(expected):
+    layer = CrossingLayer(CROSSES)
+    dataset = tf.data.Dataset.from_tensor_slices(_tensors(RAW)).batch(5).map(layer)
+    got = {name: [] for name in expected}
+    for batch in dataset.as_numpy_iterator():
+        for name, value in batch.items():
+            got[name] += value.tolist()
+    assert got == expected
+
+
 def test_an_empty_batch():
     out = CrossingLayer(CROSSES)({k: v[:0] for k, v in RAW.items()})
     assert tuple(out[WIDE.name].shape) == (0,) and tuple(out[FEATURE_SPACE_ONE_HOT.name].shape) == (0, 32)
@@ -282,6 +292,11 @@ def test_missing_and_mistyped_features_are_refused():
         CrossingLayer([Cross(["age", "country"], 10)])(RAW)
     with pytest.raises(TypeError, match=r"`Bucketize` of feature `country` takes ints or floats.*dtype=string"):
         CrossingLayer([Cross([Bucketize("country", [1]), "age"], 10)])(RAW)
+    symbolic = {name: keras.Input(shape=(), dtype=dtype, name=name) for name, dtype in DTYPES.items()}
+    with pytest.raises(TypeError, match=r"feature `age` as it is.*through a `Bucketize` only.*dtype=float64"):
+        CrossingLayer([Cross(["age", "country"], 10)])(symbolic)  # when the functional model is built
+    with pytest.raises(TypeError, match=r"`Lookup` of feature `big` takes strings\. Received: a tensor with dtype=int64"):
+        CrossingLayer([Cross([Lookup("big", ["a"]), "age"], 10)])(symbolic)
     with pytest.raises(ValueError, match=r"feature `age` with shape=\(22, 2\)"):
         layer({"age": np.stack([RAW["age"]] * 2, 1), "country": RAW["country"]})
 
