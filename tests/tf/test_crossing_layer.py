@@ -116,6 +116,31 @@ def test_ids_equal_tensorflow_and_keras_on_every_edge(served, expected, run):
     assert got == expected
 
 
+SERVE_WITHOUT_BEAM_CROSS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+raw = json.loads(sys.stdin.read())
+features = {"age": tf.constant(np.array(raw["age"], np.float64)), "big": tf.constant(np.array(raw["big"], np.int64)),
+            "country": tf.constant(raw["country"]), "sex": tf.constant(raw["sex"])}
+served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](**features)
+assert not [m for m in sys.modules if m.startswith("beam_cross")]
+print(json.dumps({k: v.numpy().tolist() for k, v in served.items()}))
+"""
+
+
+def test_the_exported_model_serves_without_beam_cross(tmp_path, expected):
+    """The SavedModel is self-contained: a process that never imports beam_cross serves the same ids."""
+    _functional_model().export(str(tmp_path / "exported"), verbose=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTHONPATH")}
+    raw = {"age": [str(v) for v in AGE_EDGES], "big": BIG, "country": COUNTRY, "sex": SEX}
+    done = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_BEAM_CROSS, str(tmp_path / "exported")],
+                          input=json.dumps(raw), cwd=tmp_path, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
 def test_the_core_gives_the_same_ids(expected):
     columns = {"age": AGE_EDGES, "big": BIG, "country": COUNTRY, "sex": SEX}
     for cross in CROSSES:
