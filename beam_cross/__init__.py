@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 # Public names defined in modules with heavy imports: name -> module.
 _LAZY = {
     "CrossFeatures": "beam_cross.beam.transforms",
+    "CrossingLayer": "beam_cross.tf.crossing_layer",
     "HashedCrossing": "beam_cross.tf.layers",
 }
 
@@ -27,6 +28,7 @@ __all__ = [
     "Bucketize",
     "Cross",
     "CrossFeatures",
+    "CrossingLayer",
     "DEFAULT_HASH_KEY",
     "FeatureColumn",
     "FeatureError",

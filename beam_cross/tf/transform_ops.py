@@ -19,6 +19,7 @@ graph is built. TensorFlow only: no Keras, no tf.Transform.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import tensorflow as tf
@@ -26,7 +27,7 @@ import tensorflow as tf
 from beam_cross.core import errors
 from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup, Transform
 
-__all__ = ["transform_ids"]
+__all__ = ["lookup_table", "transform_ids"]
 
 
 def _check_dtype(transform: Transform, dtype: tf.DType) -> str:
@@ -66,17 +67,27 @@ def _bucketize(transform: Bucketize, values, kind, dense):
     return tf.cast(ids, tf.int64), []
 
 
-def _lookup(transform: Lookup, values, kind, dense):
-    checks = _no_dropped_values(values, transform, dense, kind) if transform.style == "feature_column" else []
-    keys = values if kind == "string" else _as_int64(values)
-    table = tf.lookup.StaticHashTable(
+def lookup_table(transform: Lookup) -> tf.lookup.StaticHashTable:
+    """The static hash table of a ``Lookup``'s vocabulary (token -> its position, else -1).
+
+    :func:`transform_ids` builds one per call; a layer or module that is saved (``model.export``,
+    ``tf.saved_model.save``) builds it once, keeps it as an attribute (so it is tracked) and passes it.
+    """
+    if not isinstance(transform, Lookup):
+        raise TypeError(f"`transform` must be a Lookup. Received: transform={transform!r}")
+    return tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(transform.lookup_tokens), tf.string if kind == "string" else tf.int64),
+            tf.constant(list(transform.lookup_tokens), tf.string if transform.takes == ("string",) else tf.int64),
             tf.range(len(transform.vocabulary), dtype=tf.int64),
         ),
         default_value=-1,
     )
-    found = table.lookup(keys)
+
+
+def _lookup(transform: Lookup, values, kind, dense, table=None):
+    checks = _no_dropped_values(values, transform, dense, kind) if transform.style == "feature_column" else []
+    keys = values if kind == "string" else _as_int64(values)
+    found = (table if table is not None else lookup_table(transform)).lookup(keys)
     oov = tf.less(found, 0)
     k = transform.num_oov_indices
     if transform.style == "keras":
@@ -111,7 +122,7 @@ def _hash(transform: Hash, values, kind, dense):
 _OPS = {Bucketize: _bucketize, Lookup: _lookup, Identity: _identity, Hash: _hash}
 
 
-def transform_ids(transform: Transform, value, *, name=None):
+def transform_ids(transform: Transform, value, *, name=None, table=None):
     """The int64 ids of ``transform`` over ``value`` (a Tensor, SparseTensor or RaggedTensor), of the same kind.
 
     Args:
@@ -119,13 +130,17 @@ def transform_ids(transform: Transform, value, *, name=None):
         value: the raw feature: a dense tensor (one value per row; feature columns' dropped values
             apply), or a ``SparseTensor`` / ``RaggedTensor`` (several values per row, each transformed).
         name: a name scope for the ops.
+        table: for a ``Lookup``, its :func:`lookup_table` built beforehand (a saved model must own
+            it); ``None`` builds one.
     """
     if not isinstance(transform, Transform):
         raise TypeError(f"`transform` must be a Bucketize, Lookup, Identity or Hash. Received: transform={transform!r}")
     if not isinstance(value, (tf.Tensor, tf.SparseTensor, tf.RaggedTensor)):
         raise TypeError(f"`value` must be a tf.Tensor, tf.SparseTensor or tf.RaggedTensor. Received: {type(value).__name__}")
+    if table is not None and not isinstance(transform, Lookup):
+        raise TypeError(f"`table` is for a Lookup only. Received: table for {transform!r}")
     kind = _check_dtype(transform, value.dtype)
-    op = _OPS[type(transform)]
+    op = functools.partial(_lookup, table=table) if isinstance(transform, Lookup) else _OPS[type(transform)]
     with tf.name_scope(name or re.sub(r"[^A-Za-z0-9_.-]", "_", f"{transform.kind}_{transform.name}")):
         if isinstance(value, tf.SparseTensor):
             ids, checks = op(transform, value.values, kind, dense=False)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from beam_cross import Bucketize, Identity, Lookup
 from beam_cross.core.transforms import transform_from_dict
-from beam_cross.tf.transform_ops import transform_ids
+from beam_cross.tf.transform_ops import lookup_table, transform_ids
 from tests.conftest import GOLDEN_DIR
 
 CASES = [c for c in json.loads((GOLDEN_DIR / "transforms.json").read_text())["vectors"] if "transform" in c]
@@ -35,6 +35,8 @@ def test_ops_give_the_golden_ids(case):
         assert transform_ids(transform, values).numpy().tolist() == want
         traced = tf.function(lambda x: transform_ids(transform, x))
         assert traced(values).numpy().tolist() == want
+        if isinstance(transform, Lookup):  # a table built beforehand (as a saved layer owns it) gives the same ids
+            assert transform_ids(transform, values, table=lookup_table(transform)).numpy().tolist() == want
         return
     rows = column["values"]
     flat = _tensor(column["kind"], [v for row in rows for v in row])
@@ -58,3 +60,10 @@ def test_ops_give_the_golden_ids(case):
 def test_refusals(transform, value, error, match):
     with pytest.raises(error, match=match):
         transform_ids(transform, value)
+
+
+def test_a_table_is_for_a_lookup_only():
+    with pytest.raises(TypeError, match="`table` is for a Lookup only"):
+        transform_ids(Bucketize("age", [1]), tf.constant([1.0]), table=lookup_table(Lookup("w", ["a"])))
+    with pytest.raises(TypeError, match="must be a Lookup"):
+        lookup_table(Bucketize("age", [1]))
