@@ -21,7 +21,7 @@ import pytest
 from beam_cross import Cross, FeatureError, hashed_cross
 from beam_cross.job.cli import main
 from beam_cross.job.flags import parse_cross_flag, sample_path
-from beam_cross.job.formats import examples as tf_example
+from beam_cross.job.formats import examples
 from beam_cross.job.run import run
 
 CROSSES = [Cross(["country", "hour"], 100), Cross(["interests", "device"], 50)]
@@ -93,7 +93,7 @@ def _check_manifest(output, read_one):
     return manifest
 
 
-# -- writers and readers independent of beam_cross.job.io ----------------------------------------------
+# -- writers and readers independent of beam_cross.job.formats -------------------------------------------
 def _write_csv(rows, path):
     columns = list(rows[0])
     with open(path, "w", newline="") as handle:
@@ -338,8 +338,8 @@ def test_tf_example_codec_matches_tensorflow():
     row = {"s": "fr", "b": "caf\u00e9", "i": -3, "big": 2**63 - 1, "f": 0.5, "l": ["a", "b"], "il": [1, 2, 3]}
     import tensorflow as tf
 
-    assert tf.train.Example.FromString(tf_example.encode_example(row)) == _tf_example(row)  # map order may differ
-    assert tf_example.decode_example(_tf_example(row).SerializeToString(), {}) == row
+    assert tf.train.Example.FromString(examples.encode_example(row)) == _tf_example(row)  # map order may differ
+    assert examples.decode_example(_tf_example(row).SerializeToString(), {}) == row
 
 
 def test_tf_example_batch_codec_matches_tensorflow():

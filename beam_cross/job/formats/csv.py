@@ -185,7 +185,7 @@ def parse_csv_block(block: bytes, header: list[str], schema: pa.Schema, max_line
             read_options=pcsv.ReadOptions(column_names=header, use_threads=False, block_size=len(joined) + 1),
             parse_options=pcsv.ParseOptions(newlines_in_values=multiline, invalid_row_handler=handler),
             convert_options=pcsv.ConvertOptions(
-                column_types={name: pa.binary() for name in header}, strings_can_be_null=True,
+                column_types={name: pa.binary() for name in header}, strings_can_be_null=True, null_values=[""],
                 quoted_strings_can_be_null=False, check_utf8=False,
             ),
         )

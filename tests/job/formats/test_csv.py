@@ -184,3 +184,16 @@ def test_a_range_starting_inside_a_quoted_line_break_fails_the_run(tmp_path):
               for c in read_item(WorkItem(plan.files[0], s, e), "csv", plan.schema)]
     with pytest.raises(RowsLost, match=r"read twice \(a CSV quoted value holding a line break across byte .*--read_whole"):
         check_coverage(plan.files, [c.coverage for c in chunks if c.coverage])
+
+
+def test_only_an_empty_unquoted_cell_is_missing(tmp_path):
+    """Words that other readers take for nulls (`NA`, Namibia's country code; `nan`; `null`; `N/A`) are
+    the strings Python's csv reads; an empty cell is missing and `""` the empty string."""
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'country,hour\nNA,1\nnan,2\nnull,3\nN/A,4\n"",5\n,6\n#N/A,7\n')
+    plan = plan_input(str(path))
+    result = run(tmp_path, plan.files, "csv", plan.schema)
+    python = _python_rows(path.read_bytes())
+    assert [row["country"] for _, row in result["rows"]] == [None if text == "" and i == 5 else text
+                                                             for i, (text, _) in enumerate(python)]
+    assert [row["hour"] for _, row in result["rows"]] == [int(hour) for _, hour in python]
