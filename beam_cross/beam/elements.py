@@ -22,10 +22,11 @@ import pyarrow as pa
 
 from beam_cross.core import errors
 from beam_cross.core.arrow_values import is_list_type
-from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature, transform_values
+from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_values, missing_feature
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.rows import RowPlan
 from beam_cross.core.spec import Cross
+from beam_cross.core.transformed_batches import transform_values
 
 
 class Rejected(NamedTuple):
