@@ -47,9 +47,11 @@ class VocabularyIndex:
     def _table(self, fingerprints: np.ndarray):
         """(entries, mask): per slot 4 words, a token's fingerprint, its position << 32 | its length (all
         ones: empty), its first 16 bytes zero-padded (two little-endian words); linear probing from
-        ``fingerprint & mask``; at most half full."""
+        ``fingerprint & mask``; at most a quarter full, so that nine values in ten are in the first slot
+        of their chain: half full, one in four was not, and the branch that walks on cost 40% of a lookup.
+        32 bytes per slot: 16 MiB for 100,000 tokens."""
         size = 16
-        while size < 2 * len(fingerprints):
+        while size < 4 * len(fingerprints):
             size *= 2
         mask = np.uint64(size - 1)
         lengths = np.diff(self.offsets).astype(np.uint64)
