@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from beam_cross.core import errors
 from beam_cross.core.arrow_values import is_list_type
-from beam_cross.core.batches import MISSING_VALUE, FeatureValues, row_error, as_python
+from beam_cross.core.batches import MISSING_VALUE, FeatureValues, as_python, row_error
 from beam_cross.core.columns import FeatureColumn, check_offsets
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.transforms import transformed_column

@@ -24,9 +24,10 @@ from beam_cross.core.arrow_values import arrow_fingerprints
 
 
 def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 offsets, data) of a large_binary array, sliced as the array is."""
+    """(offsets, data) of a binary (int32 offsets) or large_binary (int64) array, sliced as the array is."""
+    offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
     _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int64, len(array) + 1, array.offset * 8)
+    offsets = np.frombuffer(offsets_buffer, offset_type, len(array) + 1, array.offset * offset_type().itemsize)
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     return offsets, data
 
@@ -80,17 +81,17 @@ class VocabularyIndex:
         return entries, int(mask)
 
     def ids(self, values: pa.Array, rule) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, fingerprints) of a ``large_binary`` array without nulls."""
+        """(ids, fingerprints) of a ``binary`` or ``large_binary`` array without nulls."""
         kernel = _fingerprint._C
         if kernel is not None:
             offsets, data = _buffers(values)
             ids = np.empty(len(values), np.int64)
             fingerprints = np.empty(len(values), np.uint64)
             entries, mask = self.table
-            kernel.lookup_buffers(np.ascontiguousarray(offsets), 8, data, entries, mask, self.offsets, self.data,
-                                  tuple(rule), ids, fingerprints)
+            kernel.lookup_buffers(np.ascontiguousarray(offsets), offsets.itemsize, data, entries, mask, self.offsets,
+                                  self.data, tuple(rule), ids, fingerprints)
             return ids, fingerprints
-        found = pc.index_in(values, value_set=self.tokens)
+        found = pc.index_in(values.cast(pa.large_binary()), value_set=self.tokens)
         positions = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         fingerprints = arrow_fingerprints(values, "values")[0]
         return apply_rule(positions, fingerprints, rule), fingerprints
