@@ -8,8 +8,7 @@ the id. On the NumPy path, the positions from Arrow's hash table
 (``tf.strings.to_hash_bucket_fast(x, k)`` is ``Fingerprint64(x) % k``).
 
 >>> index = VocabularyIndex(["b", "a"])
->>> ids, _ = index.ids(pa.array([b"a", b"zz", b"b"], pa.large_binary()), (1, 0, 1, 0))  # StringLookup's
->>> ids.tolist()
+>>> index.ids(pa.array([b"a", b"zz", b"b"], pa.large_binary()), (1, 0, 1, 0)).tolist()  # StringLookup's
 [2, 0, 1]
 """
 
@@ -80,21 +79,20 @@ class VocabularyIndex:
             at[waiting] = (at[waiting] + np.uint64(1)) & mask
         return entries, int(mask)
 
-    def ids(self, values: pa.Array, rule) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, fingerprints) of a ``binary`` or ``large_binary`` array without nulls."""
+    def ids(self, values: pa.Array, rule) -> np.ndarray:
+        """The ids of a ``binary`` or ``large_binary`` array without nulls."""
         kernel = _fingerprint._C
         if kernel is not None:
             offsets, data = _buffers(values)
             ids = np.empty(len(values), np.int64)
-            fingerprints = np.empty(len(values), np.uint64)
             entries, mask = self.table
             kernel.lookup_buffers(np.ascontiguousarray(offsets), offsets.itemsize, data, entries, mask, self.offsets,
-                                  self.data, tuple(rule), ids, fingerprints)
-            return ids, fingerprints
+                                  self.data, tuple(rule), ids, None)
+            return ids
         found = pc.index_in(values.cast(pa.large_binary()), value_set=self.tokens)
         positions = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         fingerprints = arrow_fingerprints(values, "values")[0]
-        return apply_rule(positions, fingerprints, rule), fingerprints
+        return apply_rule(positions, fingerprints, rule)
 
     def ids_of_objects(self, values: np.ndarray, rule) -> tuple[np.ndarray, np.ndarray] | None:
         """(ids, fingerprints) of a 1-D object array of exact ``str`` / ``bytes`` with the compiled kernel;
