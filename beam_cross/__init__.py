@@ -12,6 +12,7 @@ import importlib
 from beam_cross.core.columns import FeatureColumn, feature_column
 from beam_cross.core.cross import DEFAULT_HASH_KEY, hashed_cross
 from beam_cross.core.errors import FeatureError
+from beam_cross.core.generated import all_crosses
 from beam_cross.core.spec import Cross
 from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup
 
@@ -36,6 +37,7 @@ __all__ = [
     "HashedCrossing",
     "Identity",
     "Lookup",
+    "all_crosses",
     "feature_column",
     "hashed_cross",
 ]

@@ -16,8 +16,8 @@ import sys
 
 import pyarrow as pa
 
-from beam_cross.beam.elements import ElementCrosser, Rejected
 from beam_cross.core.arrow_values import column_kinds
+from beam_cross.core.elements import ElementCrosser, Rejected
 from beam_cross.core.errors import describe
 from beam_cross.core.spec import check_crosses_against
 

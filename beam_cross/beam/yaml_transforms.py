@@ -164,14 +164,9 @@ class YamlCrossFeatures(beam.PTransform):
 
 
 def _error_row(rejected):
-    """Beam YAML's error record (``element``, ``msg``, ``stack``) for a rejected row.
-
-    The row was checked, not crashed, so there is no traceback: ``stack`` names the error type and its
-    machine-readable fields instead.
-    """
-    stack = (f"beam_cross.FeatureError(reason={rejected.reason!r}, feature={rejected.feature!r}, "
-             f"cross={rejected.cross!r})")
-    return beam.Row(element=rejected.element, msg=rejected.message, stack=stack)
+    """Beam YAML's error record (``element``, ``msg``, ``stack``) of a rejected row: its encoding
+    :meth:`~beam_cross.core.elements.Rejected.as_error_row` as a ``beam.Row``."""
+    return beam.Row(**rejected.as_error_row())
 
 
 def provider_path() -> str:

@@ -838,16 +838,18 @@ static void probe_block(const vocab_t *v, const block_t *b, const u64 *fps, int6
 
 /* Looks a column up a block at a time, software-pipelined: block b + 1 is gathered and hashed (its
  * entries prefetched) before block b is probed, so each entry has a whole block's time to arrive.
- * fill(ctx, block) gathers a block (returns 0, or -1 to stop: the caller reports why). */
+ * fill(ctx, block) gathers a block (returns 0, or -1 to stop: the caller reports why). The
+ * fingerprints go through a two-block scratch, and to `fps` only when it is not NULL. */
 static void lookup_column(const vocab_t *v, Py_ssize_t count, int (*fill)(void *, block_t *), void *ctx,
                           u64 *fps, int64_t *ids) {
     block_t blocks[2];
+    u64 scratch[2][LOOKUP_BLOCK];
     int cur = 0;
     if (count <= 0) return;
     blocks[0].i0 = 0;
     blocks[0].m = count < LOOKUP_BLOCK ? count : LOOKUP_BLOCK;
     if (fill(ctx, &blocks[0]) < 0) return;
-    hash_block(v, &blocks[0], fps);
+    hash_block(v, &blocks[0], scratch[0]);
     for (;;) {
         block_t *b = &blocks[cur], *next = &blocks[cur ^ 1];
         Py_ssize_t start = b->i0 + b->m;
@@ -856,9 +858,10 @@ static void lookup_column(const vocab_t *v, Py_ssize_t count, int (*fill)(void *
             next->i0 = start;
             next->m = count - start < LOOKUP_BLOCK ? count - start : LOOKUP_BLOCK;
             if (fill(ctx, next) < 0) more = -1;
-            else hash_block(v, next, fps + start);
+            else hash_block(v, next, scratch[cur ^ 1]);
         }
-        probe_block(v, b, fps + b->i0, ids + b->i0);
+        probe_block(v, b, scratch[cur], ids + b->i0);
+        if (fps) memcpy(fps + b->i0, scratch[cur], (size_t)b->m * sizeof(u64));
         if (more <= 0) return;
         cur ^= 1;
     }
@@ -920,7 +923,7 @@ static int fill_from_buffers(void *context, block_t *b) {
 
 /* lookup_buffers(offsets, width, data, table, mask, vocab_offsets, vocab_data, rule, out_ids, out_fps):
  * for string i = data[offsets[i]:offsets[i+1]] (offsets of `width` bytes), its id under
- * rule = (base, oov_base, oov_buckets, fallback) and its Fingerprint64. Raises ValueError on offsets
+ * rule = (base, oov_base, oov_buckets, fallback) and its Fingerprint64 (out_fps may be None: ids only). Raises ValueError on offsets
  * outside the data. */
 static PyObject *k_lookup_buffers(PyObject *self, PyObject *args) {
     PyObject *o_off, *o_data, *o_table, *o_voff, *o_vdata, *o_pos, *o_fps;
@@ -942,19 +945,20 @@ static PyObject *k_lookup_buffers(PyObject *self, PyObject *args) {
     Py_ssize_t count = off.len / width - 1;
     if (count < 0) count = 0;
     if (get_out(o_pos, &pos, count) < 0) { release_vocab(&w); PyBuffer_Release(&off); PyBuffer_Release(&data); return NULL; }
-    if (get_out(o_fps, &fps, count) < 0) {
+    int want_fps = o_fps != Py_None;
+    if (want_fps && get_out(o_fps, &fps, count) < 0) {
         release_vocab(&w); PyBuffer_Release(&off); PyBuffer_Release(&data); PyBuffer_Release(&pos); return NULL;
     }
     buffers_ctx ctx = {(const unsigned char *)off.buf, width, (const unsigned char *)data.buf, (long long)data.len, -1};
     Py_BEGIN_ALLOW_THREADS
-    lookup_column(&v, count, fill_from_buffers, &ctx, (u64 *)fps.buf, (int64_t *)pos.buf);
+    lookup_column(&v, count, fill_from_buffers, &ctx, want_fps ? (u64 *)fps.buf : NULL, (int64_t *)pos.buf);
     Py_END_ALLOW_THREADS
     Py_ssize_t bad = ctx.bad;
     release_vocab(&w);
     PyBuffer_Release(&off);
     PyBuffer_Release(&data);
     PyBuffer_Release(&pos);
-    PyBuffer_Release(&fps);
+    if (want_fps) PyBuffer_Release(&fps);
     if (bad >= 0) return PyErr_Format(PyExc_ValueError, "string %zd: its offsets decrease or point outside the data", bad);
     Py_RETURN_NONE;
 }

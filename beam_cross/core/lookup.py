@@ -221,7 +221,7 @@ class Lookup(Transform):
         if self.style == "feature_column":
             self._dropped(part, raw, feature)
         if part.kind == STRING:
-            ids, _ = self._strings().ids(part.data, self.rule())
+            ids = self._strings().ids(part.data, self.rule())
             oov = ids < 0
         else:
             data = self._int64(part, raw, feature)

@@ -4,7 +4,7 @@ A transform (:mod:`beam_cross.core.transforms`) needs the values themselves, not
 the number a bucket is counted from, the token a vocabulary is searched for. :func:`raw_values`
 reads a column in every layout the core crosses (scalar, list, list of lists, NumPy, Arrow) into a
 :class:`RawValues`: per kind (``"int"``, ``"float"``, ``"string"``), the positions of the values of
-that kind and the values themselves (int64 / uint64 and float arrays, a ``large_binary`` Arrow array).
+that kind and the values themselves (int64 / uint64 and float arrays, a ``binary`` or ``large_binary`` Arrow array).
 
 The value rule of :mod:`beam_cross.core.errors` applies, except that a float is a value here (only
 ``Bucketize`` takes it); ``None``, bools, nested lists and other types are a :class:`FeatureError`.
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from beam_cross.core import errors
 from beam_cross.core.arrow_values import check_offsets, is_list_type, plain, row_of, value_error
@@ -37,7 +36,7 @@ class Part:
 
     kind: str
     positions: np.ndarray | None
-    data: object  # np.ndarray (int64 / uint64 / float) or a pyarrow large_binary Array
+    data: object  # np.ndarray (int64 / uint64 / float) or a pyarrow binary / large_binary Array
 
     def value(self, index: int):
         """The value at ``index`` of ``data``, as a Python value (for error messages)."""
@@ -93,8 +92,10 @@ def _arrow_part(array: pa.Array, feature, splits=None) -> Part:
         return Part(INT, None, numbers if numbers.dtype == np.uint64 else numbers.astype(np.int64, copy=False))
     if pa.types.is_floating(kind):
         return Part(FLOAT, None, array.to_numpy(zero_copy_only=False))
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return Part(STRING, None, pc.cast(array, pa.large_binary()))
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        return Part(STRING, None, array.view(pa.binary()))  # the same buffers, read as bytes
+    if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        return Part(STRING, None, array.view(pa.large_binary()))
     if pa.types.is_null(kind) and len(array) == 0:
         return Part(INT, None, np.zeros(0, np.int64))
     reason = errors.BOOL if pa.types.is_boolean(kind) else (errors.NESTED if is_list_type(kind) else errors.UNSUPPORTED)

@@ -1,7 +1,8 @@
 """A spec file: a list of crosses (``Cross.to_dict`` dicts) in JSON or YAML, read into :class:`Cross` objects.
 
 The file holds the list itself, or a mapping with the list under ``crosses:`` (the command's
-``--config`` takes the same files). YAML is read with ``yaml.safe_load`` (a superset of JSON; no
+``--config`` takes the same files). An entry ``{all_crosses: {features: [...], degree: 2, num_bins: ...}}``
+stands for the crosses :func:`~beam_cross.core.generated.all_crosses` generates. YAML is read with ``yaml.safe_load`` (a superset of JSON; no
 tags), so one reader takes both.
 
 >>> import pathlib, tempfile
@@ -18,6 +19,7 @@ import os
 
 import yaml
 
+from beam_cross.core.generated import expand_generated
 from beam_cross.core.spec import Cross, check_crosses
 
 __all__ = ["read_crosses"]
@@ -39,6 +41,6 @@ def read_crosses(path) -> tuple[Cross, ...]:
         raise ValueError(f"The spec file {os.fspath(path)} must hold a non-empty list of crosses "
                          f"(or `crosses: [...]`). Received: {config!r}")
     try:
-        return check_crosses(config)
+        return check_crosses(expand_generated(config))
     except (TypeError, ValueError) as error:
         raise type(error)(f"The spec file {os.fspath(path)}: {error}") from None

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from beam_cross.core import errors
 from beam_cross.core.arrow_values import is_list_type
-from beam_cross.core.batches import MISSING_VALUE, FeatureValues, _row_error, as_python
+from beam_cross.core.batches import MISSING_VALUE, FeatureValues, as_python, row_error
 from beam_cross.core.columns import FeatureColumn, check_offsets
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.transforms import transformed_column
@@ -64,7 +64,7 @@ def _transform_rows(values, transform) -> FeatureValues:
     parts, raw = [], [None] * num_rows
     for row, value in enumerate(values):
         if value is MISSING_VALUE or value is None:
-            bad[row] = _row_error(feature, errors.MISSING if value is MISSING_VALUE else errors.NULL, value)
+            bad[row] = row_error(feature, errors.MISSING if value is MISSING_VALUE else errors.NULL, value)
             continue
         try:
             column = transformed_column([value], transform)

@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
-import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -39,6 +38,7 @@ from beam_cross.core.spec import (
     check_crosses,
     check_crosses_against,
 )
+from beam_cross.core.spec_file import read_crosses
 from beam_cross.job import commit
 from beam_cross.job.errors import PlanError
 from beam_cross.job.formats import get as get_format
@@ -110,21 +110,11 @@ def check_beam_flags(beam_args: list[str], own_flags: list[str]) -> None:
 
 # -- crosses --------------------------------------------------------------------------------------
 def load_crosses(path: str) -> list[Cross]:
-    """A list of Cross specs (bare, or under ``crosses:``) from a YAML or JSON file."""
+    """The crosses of a ``--config`` spec file (:func:`beam_cross.core.spec_file.read_crosses`)."""
     try:
-        with open(path) as handle:
-            config = yaml.safe_load(handle)  # YAML is a superset of JSON: one loader for both; no tags
-    except yaml.YAMLError as error:
-        raise PlanError(f"`--config` {path} is not valid YAML/JSON (tags such as !!python/... are not allowed): "
-                        f"{' '.join(str(error).split())}") from None
-    if isinstance(config, dict):
-        config = config.get("crosses")
-    if not isinstance(config, list) or not config:
-        raise PlanError(f"`--config` must hold a non-empty list of crosses (or `crosses: [...]`). Received: {path}")
-    try:
-        return [Cross.from_dict(item) for item in config]
+        return list(read_crosses(path))
     except (TypeError, ValueError) as error:
-        raise PlanError(f"`--config` {path}: {error}") from None
+        raise PlanError(f"`--config` {error}") from None
 
 
 def _check_against_input(crosses, schema: pa.Schema, fmt: str, files) -> None:
@@ -195,7 +185,7 @@ def check_output(output: str, pattern: str, files: list[str]) -> None:
 
 def output_schema(schema: pa.Schema, crosses, feature_types) -> pa.Schema:
     """The schema of the crossed rows, found by crossing an empty batch of ``schema``."""
-    from beam_cross.beam.elements import ElementCrosser
+    from beam_cross.core.elements import ElementCrosser
 
     empty = pa.RecordBatch.from_pylist([], schema=schema)
     crossed, _ = ElementCrosser(crosses, keep_inputs=True, feature_types=feature_types).cross_record_batch(empty)

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
-from beam_cross.core.cross import check_hash_key
 from beam_cross.core.spec import Cross, check_crosses
 from beam_cross.core.spec_file import read_crosses
 from beam_cross.core.transforms import Lookup
@@ -157,6 +156,7 @@ class CrossingLayer(keras.layers.Layer):
     def _call_tf(self, inputs):
         import tensorflow as tf
 
+        from beam_cross.tf.cross_ops import as_int64_or_string, crossed_ids
         from beam_cross.tf.transform_ops import transform_ids
 
         if not self._tables_built:
@@ -171,10 +171,10 @@ class CrossingLayer(keras.layers.Layer):
                     _check_shape(cross, feature, tuple(value.shape), isinstance(value, _composite(tf)))
                     if transform is None:
                         _check_raw_dtype(cross, feature, value.dtype)
-                        columns.append(_as_int64_or_string(value, tf))
+                        columns.append(as_int64_or_string(value))
                     else:
                         columns.append(transform_ids(transform, value, table=self._table(transform)))
-                out[cross.name] = self._encode_tf(cross, _cross_tf(columns, cross, tf), tf)
+                out[cross.name] = self._encode_tf(cross, crossed_ids(columns, cross.num_bins, cross.hash_key), tf)
         return out
 
     def _encode_tf(self, cross, ids, tf):
@@ -258,30 +258,3 @@ def _as_tf_tensor(value, tf):
     if keras.ops.is_tensor(value):  # another backend's tensor (e.g. torch) goes through NumPy
         value = keras.ops.convert_to_numpy(value)
     return tf.convert_to_tensor(value)
-
-
-def _as_int64_or_string(value, tf):
-    if value.dtype in (tf.string, tf.int64):
-        return value
-    if value.dtype == tf.uint64:  # keep the 64 bits, as the core and TF's kernel do
-        return tf.nest.map_structure(lambda t: tf.bitcast(t, tf.int64), value, expand_composites=True)
-    return tf.cast(value, tf.int64)
-
-
-def _cross_tf(columns, cross, tf):
-    """The int64 ids of one cross of int64 / string columns, in the given order."""
-    hash_key = check_hash_key(cross.hash_key)  # tf.ragged.cross_hashed reads 0 literally; the others as default
-    if not any(isinstance(c, _composite(tf)) for c in columns):
-        crossed = tf.sparse.cross_hashed([tf.reshape(c, [tf.shape(c)[0], 1]) for c in columns],
-                                         num_buckets=cross.num_bins, hash_key=hash_key)
-        # One value per row, rows in order: the values are the dense result (also for an empty batch).
-        ids = tf.reshape(crossed.values, tf.shape(columns[0]))
-        ids.set_shape(columns[0].shape)
-        return ids
-    # tf.ragged.cross_hashed keeps the given order for every kind of input (tf.sparse.cross_hashed
-    # puts sparse inputs first).
-    ragged = [c if isinstance(c, tf.RaggedTensor) else tf.RaggedTensor.from_sparse(c)
-              if isinstance(c, tf.SparseTensor) else tf.RaggedTensor.from_tensor(tf.reshape(c, [-1, 1]))
-              for c in columns]
-    crossed = tf.ragged.cross_hashed(ragged, num_buckets=cross.num_bins, hash_key=hash_key)
-    return crossed if any(isinstance(c, tf.RaggedTensor) for c in columns) else crossed.to_sparse()

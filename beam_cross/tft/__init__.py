@@ -42,16 +42,17 @@ from beam_cross.core.stats import (
     CrossStatsAccumulator,
     check_target,
 )
+from beam_cross.tf.cross_ops import COMPOSITE, as_int64_or_string, as_ragged, crossed_ids
 from beam_cross.tf.transform_ops import transform_ids
 
 __all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
 
 _INT64_MAX = 2**63 - 1
-_COMPOSITE = (tf.SparseTensor, tf.RaggedTensor)
+
 
 
 def _check_input(index, value):
-    if not isinstance(value, (tf.Tensor, *_COMPOSITE)):
+    if not isinstance(value, (tf.Tensor, *COMPOSITE)):
         raise TypeError(
             f"`inputs[{index}]` must be a tf.Tensor, tf.SparseTensor or tf.RaggedTensor. "
             f"Received: inputs[{index}] of type {type(value).__name__}"
@@ -74,22 +75,6 @@ def _check_input(index, value):
             f"`inputs[{index}]` must be a SparseTensor / RaggedTensor of rank 2 (batch, values). "
             f"Received: inputs[{index}] with shape={value.shape}"
         )
-
-
-def _as_int64_or_string(value):
-    if value.dtype in (tf.string, tf.int64):
-        return value
-    if value.dtype == tf.uint64:  # keep the 64 bits, as the core and TF's kernel do
-        return tf.nest.map_structure(lambda t: tf.bitcast(t, tf.int64), value, expand_composites=True)
-    return tf.cast(value, tf.int64)  # sign-extends signed ints, zero-extends unsigned ones
-
-
-def _as_ragged(value):
-    if isinstance(value, tf.RaggedTensor):
-        return value
-    if isinstance(value, tf.SparseTensor):
-        return tf.RaggedTensor.from_sparse(value)
-    return tf.RaggedTensor.from_tensor(tf.reshape(value, [-1, 1]))
 
 
 def _record_domain(ids: tf.Tensor, num_bins: int) -> None:
@@ -135,20 +120,9 @@ def hashed_cross(inputs, num_bins, *, hash_key=None, name=None):
     for index, value in enumerate(inputs):
         _check_input(index, value)
     with tf.name_scope(name or "hashed_cross"):
-        values = [_as_int64_or_string(v) for v in inputs]
-        # tf.ragged.cross_hashed keeps the given order for every kind of input (tf.sparse.cross_hashed
-        # would move sparse inputs first), and a (batch, 1) dense input is one value per row.
-        crossed = tf.ragged.cross_hashed([_as_ragged(v) for v in values], num_buckets=num_bins, hash_key=hash_key)
-        if not any(isinstance(v, _COMPOSITE) for v in inputs):
-            # Every row has exactly one id.
-            ids = tf.reshape(crossed.flat_values, tf.shape(inputs[0], out_type=tf.int64))
-            _record_domain(ids, num_bins)
-        elif any(isinstance(v, tf.RaggedTensor) for v in inputs):
-            ids = crossed
-            _record_domain(ids.flat_values, num_bins)
-        else:
-            ids = crossed.to_sparse()
-            _record_domain(ids.values, num_bins)
+        ids = crossed_ids([as_int64_or_string(v) for v in inputs], num_bins, hash_key)
+        _record_domain(ids.flat_values if isinstance(ids, tf.RaggedTensor) else
+                       ids.values if isinstance(ids, tf.SparseTensor) else ids, num_bins)
         return ids
 
 
@@ -156,7 +130,7 @@ def _single_valued(value, default, feature):
     """A feature with at most one value per row, as a dense ``(batch,)`` tensor; empty rows get ``default``."""
     if isinstance(value, tf.Tensor):
         return value
-    ragged = _as_ragged(value)
+    ragged = as_ragged(value)
     lengths = ragged.row_lengths()
     too_many = tf.debugging.assert_less_equal(
         lengths, tf.constant(1, lengths.dtype),
