@@ -12,23 +12,32 @@ import importlib
 from beam_cross.core.columns import FeatureColumn, feature_column
 from beam_cross.core.cross import DEFAULT_HASH_KEY, hashed_cross
 from beam_cross.core.errors import FeatureError
+from beam_cross.core.generated import all_crosses
 from beam_cross.core.spec import Cross
+from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup
 
 __version__ = "0.1.0"
 
 # Public names defined in modules with heavy imports: name -> module.
 _LAZY = {
     "CrossFeatures": "beam_cross.beam.transforms",
+    "CrossingLayer": "beam_cross.tf.crossing_layer",
     "HashedCrossing": "beam_cross.tf.layers",
 }
 
 __all__ = [
+    "Bucketize",
     "Cross",
     "CrossFeatures",
+    "CrossingLayer",
     "DEFAULT_HASH_KEY",
     "FeatureColumn",
     "FeatureError",
+    "Hash",
     "HashedCrossing",
+    "Identity",
+    "Lookup",
+    "all_crosses",
     "feature_column",
     "hashed_cross",
 ]

@@ -92,6 +92,27 @@ def _rows_source(p, rows, shards, generator):
     return p | "Shards" >> beam.Create(list(enumerate(per_shard))) | "Generate" >> beam.FlatMap(lambda s: generator(*s))
 
 
+# Elements built once, outside any pipeline (see ``held_source``), by key.
+_HELD: dict = {}
+
+
+def held_source(p, elements, shards):
+    """``elements`` (built once) as a PCollection, ``shards`` Create elements each yielding its share.
+
+    The elements stay in this module (importable, so its functions pickle by reference): the
+    in-process FnApiRunner reaches them by key instead of pickling them into every pipeline, so a
+    run pays for Beam moving them, not for building or copying them.
+    """
+    key = id(elements)
+    _HELD[key] = elements
+    return p | "Shards" >> beam.Create([(key, shard, shards) for shard in range(shards)]) | "Held" >> beam.FlatMap(_held)
+
+
+def _held(spec):
+    key, shard, shards = spec
+    return _HELD[key][shard::shards]
+
+
 def _count_rows(pcoll, rows_of):
     return pcoll | "Rows" >> beam.Map(rows_of) | "Total" >> beam.CombineGlobally(sum)
 

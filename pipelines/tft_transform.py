@@ -75,35 +75,32 @@ import pyarrow as pa
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from beam_cross import tft as beam_cross_tft
-from beam_cross.beam.elements import ElementCrosser
-from beam_cross.core.arrow_values import arrow_kind, is_list_type
+from beam_cross.beam.counters import ROWS_CROSSED, ROWS_READ, ROWS_REJECTED, RowCounters, counted
+from beam_cross.core.arrow_values import column_kind, is_list_type
+from beam_cross.core.elements import ElementCrosser
 from beam_cross.job.flags import build_parser, crosses_of
-from beam_cross.job.pipeline import METRICS_NAMESPACE, cross_chunk
+from beam_cross.job.pipeline import cross_chunk
 from beam_cross.job.plan import plan_source
 from beam_cross.job.readers import ReadChunks
 from beam_cross.job.rejections import json_default
 
 SERVING_SAMPLE = 200
-# Counted by the workers as they write, so the job checks rows in = rows out + rows rejected without
-# reading its input or its output again.
-READ_COUNTER, TRANSFORMED_COUNTER, REJECTED_COUNTER = "rows_read", "tft_rows_transformed", "tft_rows_rejected"
 _log = logging.getLogger("beam_cross")
 
 
-def _counted(counter, value):
-    counter.inc()
+def _written(counters, value, record=None):
+    """``value``, counted as it is written: a rejected row under its record's reason, else a transformed
+    row (``rows_crossed``). Counted by the workers as they write, so the job checks rows in = rows out +
+    rows rejected without reading its input or its output again."""
+    if record is None:
+        counters.add(crossed=1)
+    else:
+        counters.add(rejected={record["reason"]: 1})
     return value
-
-
-def _counter(result, name) -> int:
-    counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
-    return sum(c.committed for c in counters)
 
 
 def plan(known):
@@ -121,9 +118,9 @@ def feature_spec(schema: pa.Schema, crosses) -> dict:
     spec = {}
     for feature in dict.fromkeys(f for c in crosses for f in c.features):
         kind = schema.field(feature).type
-        dtype = {"int": tf.int64, "string": tf.string}.get(arrow_kind(kind))
+        dtype = {"int": tf.int64, "string": tf.string, "float": tf.float32}.get(column_kind(kind))
         if dtype is None:
-            raise ValueError(f"Feature `{feature}` must hold strings or integers to be a tf.Example feature. "
+            raise ValueError(f"Feature `{feature}` must hold strings, integers or floats to be a tf.Example feature. "
                              f"Received: Arrow type {kind}")
         spec[feature] = tf.io.VarLenFeature(dtype) if is_list_type(kind) else tf.io.FixedLenFeature([], dtype)
     return spec
@@ -135,13 +132,13 @@ class _SplitChunk(beam.DoFn):
 
     def __init__(self, crosses, feature_types, features):
         self._crosses, self._feature_types, self._features = crosses, feature_types, features
-        self._rows_read = Metrics.counter(METRICS_NAMESPACE, READ_COUNTER)
+        self._counters = RowCounters()
 
     def setup(self):
         self._crosser = ElementCrosser(self._crosses, keep_inputs=True, feature_types=self._feature_types)
 
     def process(self, chunk):
-        self._rows_read.inc(chunk.rows_read)
+        self._counters.add(read=chunk.rows_read)
         crossed, records = cross_chunk(self._crosser, chunk)
         for record in (*chunk.rejected, *records):
             yield "rejected", record
@@ -159,11 +156,10 @@ def build_pipeline(pipeline, job, spec, temp_dir):
     # Two FlatMaps rather than a multi-output ParDo: Beam 2.77's DaskRunner mis-routes those.
     valid = tagged | "Valid" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "valid" else [])
     rejected = tagged | "Rejected" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "rejected" else [])
-    rejected_rows = Metrics.counter(METRICS_NAMESPACE, REJECTED_COUNTER)
-    transformed_rows = Metrics.counter(METRICS_NAMESPACE, TRANSFORMED_COUNTER)
+    counters = RowCounters()
     _ = (
         rejected
-        | "RejectedAsJson" >> beam.Map(lambda record: _counted(rejected_rows, json.dumps(record, default=json_default)))
+        | "RejectedAsJson" >> beam.Map(lambda record: _written(counters, json.dumps(record, default=json_default), record))
         | "WriteRejected" >> beam.io.WriteToText(os.path.join(job.output, "rejected", "part"), file_name_suffix=".jsonl")
     )
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
@@ -176,7 +172,7 @@ def build_pipeline(pipeline, job, spec, temp_dir):
         coder = tft.coders.ExampleProtoCoder(transformed_metadata.schema)
         _ = (
             transformed
-            | "Encode" >> beam.Map(lambda row: _counted(transformed_rows, coder.encode(row)))
+            | "Encode" >> beam.Map(lambda row: _written(counters, coder.encode(row)))
             | "WriteExamples" >> beam.io.WriteToTFRecord(
                 os.path.join(job.output, "transformed_examples"), file_name_suffix=".tfrecord")
         )
@@ -223,7 +219,7 @@ def run(argv=None):
     build_pipeline(pipeline, job, spec, tempfile.mkdtemp(prefix="beam_cross_tft_"))
     result = pipeline.run()
     result.wait_until_finish()
-    read, transformed, rejected = (_counter(result, name) for name in (READ_COUNTER, TRANSFORMED_COUNTER, REJECTED_COUNTER))
+    read, transformed, rejected = (counted(result, name) or 0 for name in (ROWS_READ, ROWS_CROSSED, ROWS_REJECTED))
     if read != transformed + rejected:
         raise RuntimeError(f"{read - transformed - rejected} rows unaccounted for: read {read}, "
                            f"transformed {transformed}, rejected {rejected}")

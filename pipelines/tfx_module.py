@@ -14,6 +14,10 @@ example (per the schema) arrive as ``SparseTensor`` s. Missing values are handle
   and it still comes out, with its other features;
 - ``country``, ``hour`` and ``label`` are required (``FixedLenFeature``): parsing fails without them.
 
+A cross may transform a feature first (``country_X_hour_bucketized`` crosses the bucket of ``hour``,
+a ``Bucketize``): the transform is part of the ``Cross`` and so of ``custom_config``, and the
+transform graph applies it, in training and at serving alike.
+
 ``custom_config`` (all keys optional) overrides the defaults below: ``crosses`` (a list of
 ``Cross.to_dict()``), ``defaults``, ``passthrough``, ``collision_stats`` (bool),
 ``target_collision_share``; and ``split``, a list of string features that hold whitespace-separated
@@ -43,7 +47,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx_bsl.public import tfxio
 
-from beam_cross import Cross
+from beam_cross import Bucketize, Cross
 from beam_cross import tft as beam_cross_tft
 
 RAW_FEATURE_SPEC = {
@@ -57,6 +61,9 @@ CROSSES = [
     Cross(["country", "hour"], num_bins=1000),
     Cross(["device", "hour"], num_bins=100),
     Cross(["tags", "country"], num_bins=500),
+    # The hour's bucket (night, morning, afternoon, evening) by country, as the wide part of a wide & deep
+    # model: crossed_column([bucketized_column(hour, [6, 12, 18]), "country"]) and TF's name for it.
+    Cross([Bucketize("hour", [6, 12, 18]), "country"], num_bins=100, name="country_X_hour_bucketized"),
 ]
 DEFAULTS = {"device": "unknown"}
 PASSTHROUGH = ["label"]

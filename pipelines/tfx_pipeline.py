@@ -39,7 +39,7 @@ import os
 import sys
 from pathlib import Path
 
-from beam_cross import Cross
+from beam_cross import Bucketize, Cross
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parent / "beam_cross" / "data" / "sample_clicks.jsonl"
@@ -49,6 +49,9 @@ CROSSES = [
     Cross(["device", "site_category"], num_bins=16),
     Cross(["ad_id", "publisher"], num_bins=2000),
     Cross(["interests", "country"], num_bins=500),  # one id per interest; none for a row without
+    # The hour's bucket (night, morning, afternoon, evening) by device, as crossed_column over a
+    # bucketized_column: the Transform graph bucketizes, in training and in the served model.
+    Cross([Bucketize("hour", [6, 12, 18]), "device"], num_bins=32, name="device_X_hour_bucketized"),
 ]
 DEFAULTS = {"device": "unknown"}  # optional and single-valued: filled, in training and at serving
 SPLIT = ["interests"]  # a list, written to the CSV as one cell of space-separated values

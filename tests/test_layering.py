@@ -1,9 +1,10 @@
 """The folders of ``beam_cross`` are its layers, and imports only point down.
 
 ``core`` imports no other layer and no framework; the front doors (``beam``, ``tf``, ``tft``) import
-the core only; the ``job`` imports the core and the Beam front door. The one import across front
-doors is documented and lazy: ``CrossFeatures(engine="tensorflow")`` loads ``beam_cross.tf.engine``
-on first use. Checked twice: by reading every module's imports (``ast``), and by importing each
+the core only; the ``job`` imports the core and the Beam front door. Two imports cross front doors:
+``CrossFeatures(engine="tensorflow")`` loads ``beam_cross.tf.engine`` on first use (lazy), and the
+tf.Transform front door builds the transforms of a cross with ``beam_cross.tf.transform_ops`` (TF ops
+only, no Keras), the ops a served graph uses too. Checked twice: by reading every module's imports (``ast``), and by importing each
 layer in a fresh interpreter and looking at what got loaded.
 """
 
@@ -27,7 +28,7 @@ MAY_IMPORT = {
     "core": {"core"},
     "beam": {"core", "beam"},
     "tf": {"core", "tf"},
-    "tft": {"core", "tft"},
+    "tft": {"core", "tf", "tft"},  # the transforms' TF ops (tf.transform_ops) are shared by the graph front doors
     "job": {"core", "beam", "job"},
 }
 MAY_LOAD = {

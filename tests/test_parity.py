@@ -5,7 +5,12 @@
     ``tft.TFTransformOutput`` and applied by ``transform_features_layer()`` inside a tf_keras serving
     model saved with a ``serving_default`` signature on serialized tf.Examples, reloaded and called;
 (c) a Keras 3 model of ``beam_cross.HashedCrossing`` layers, ``model.export`` -ed, reloaded, called;
-(d) the NumPy core, ``Cross.apply``.
+(d) the NumPy core, ``Cross.apply``;
+(e) a Keras 3 model of one ``beam_cross.CrossingLayer`` over the same crosses (given as their dicts, as a
+    spec file holds them), exported with a sparse ``tags`` input, reloaded and called.
+
+One cross transforms its feature first (a ``Bucketize`` of ``hour``): every path but (c), whose Keras
+layer crosses raw features only, computes it.
 
 Two Keras worlds: tf.Transform's serving layer is a tf_keras (Keras 2) object and importing
 tensorflow_transform sets ``TF_USE_LEGACY_KERAS=1``; ``beam_cross.HashedCrossing`` is Keras 3. Each
@@ -15,7 +20,7 @@ model path therefore runs in its own process (this file run as a script): (b) wi
 Missing values, as documented: a missing ``device`` (single-valued, optional) is ``"unknown"`` in
 every path -- tf.Transform fills it (``defaults``), the other paths get the filled value; a missing
 or empty ``tags`` (multivalent) gives no ``tags_X_hour`` id: ``[]``. Keras ``HashedCrossing`` takes
-dense inputs only, so path (c) covers the single-valued crosses.
+dense inputs only, so path (c) covers the single-valued crosses of raw features.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from beam_cross import Cross
+from beam_cross import Bucketize, Cross
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE_FILE = REPO / "pipelines" / "tfx_module.py"
@@ -38,9 +43,10 @@ CROSSES = [
     Cross(["hour", "label"], 50),  # int x int
     Cross(["tags", "hour"], 200),  # multivalent x int, tags optional (no id when empty)
     Cross(["country", "hour", "device"], 0, hash_key=-7),  # three features, full hash, another seed
+    Cross([Bucketize("hour", [0, 12, 18]), "country"], 64, name="country_X_hour_bucketized"),  # a transform
 ]
 DEFAULTS = {"device": "unknown"}
-DENSE_CROSSES = [c for c in CROSSES if "tags" not in c.features]
+DENSE_CROSSES = [c for c in CROSSES if "tags" not in c.features and not any(c.transforms)]
 
 RAW_ROWS = [
     {"country": "fr", "hour": 13, "device": "ios", "tags": ["a", "b"], "label": 1},
@@ -122,12 +128,13 @@ def test_same_rows_same_ids_through_every_path(tmp_path):
     served = json.loads(served_path.read_text())
     assert served == expected
 
-    # (c) Keras 3 model of beam_cross.HashedCrossing, exported, reloaded and called.
+    # (c) Keras 3 model of beam_cross.HashedCrossing, and (e) of CrossingLayer: exported, reloaded and called.
     rows_path, keras_path = tmp_path / "rows.json", tmp_path / "keras3.json"
     rows_path.write_text(json.dumps(rows))
     _run_in_process("keras3", rows_path, tmp_path / "keras3_export", keras_path, legacy_keras=False)
     keras_ids = json.loads(keras_path.read_text())
-    assert keras_ids == {c.name: expected[c.name] for c in DENSE_CROSSES}
+    assert keras_ids["hashed_crossing"] == {c.name: expected[c.name] for c in DENSE_CROSSES}
+    assert keras_ids["crossing_layer"] == expected
 
     # The rows do exercise what they claim: an empty cross, a defaulted value, several ids per row.
     assert expected["tags_X_hour"][1] == [] and expected["tags_X_hour"][2] == []
@@ -196,7 +203,7 @@ def _keras3(rows_path, export_dir, out_path):
     import numpy as np
     import tensorflow as tf
 
-    from beam_cross import HashedCrossing
+    from beam_cross import CrossingLayer, HashedCrossing
 
     rows = json.loads(Path(rows_path).read_text())
     kinds = {"country": "string", "device": "string", "hour": "int64", "label": "int64"}
@@ -213,8 +220,25 @@ def _keras3(rows_path, export_dir, out_path):
         for name, dtype in kinds.items()
     }
     result = reloaded.serve(feed)
-    ids = {name: [int(v) for v in value.numpy().reshape(-1)] for name, value in result.items()}
-    Path(out_path).write_text(json.dumps(ids))
+    hashed_crossing = {name: [int(v) for v in value.numpy().reshape(-1)] for name, value in result.items()}
+
+    # (e) One CrossingLayer over every cross, from their dicts; tags multivalent (a SparseTensor).
+    inputs["tags"] = keras.Input(shape=(None,), dtype="string", sparse=True, name="tags")
+    model = keras.Model(inputs, CrossingLayer([c.to_dict() for c in CROSSES])(inputs))
+    specs = {name: tf.TensorSpec([None, 1], tf.string if dtype == "string" else tf.int64) for name, dtype in kinds.items()}
+    specs["tags"] = tf.SparseTensorSpec([None, None], tf.string)
+    archive = keras.export.ExportArchive()  # model.export would infer a dense spec for the sparse input
+    archive.track(model)
+    archive.add_endpoint("serve", tf.function(lambda features: model(features), input_signature=[specs]))
+    archive.write_out(f"{export_dir}_crossing_layer", verbose=False)
+    feed["tags"] = tf.ragged.constant([row["tags"] for row in rows], tf.string).to_sparse()
+    result = tf.saved_model.load(f"{export_dir}_crossing_layer").serve(feed)
+    crossing_layer = {
+        name: tf.RaggedTensor.from_sparse(value).to_list() if isinstance(value, tf.SparseTensor)
+        else [int(v) for v in value.numpy().reshape(-1)]
+        for name, value in result.items()
+    }
+    Path(out_path).write_text(json.dumps({"hashed_crossing": hashed_crossing, "crossing_layer": crossing_layer}))
 
 
 if __name__ == "__main__":

@@ -151,6 +151,36 @@ def test_tft_transform_serves_what_it_wrote(tmp_path):
             hashed_cross([[interests], [country]], 500).to_pylist()[0]
 
 
+def test_tft_transform_crosses_a_float_column_through_bucketize(tmp_path):
+    """A CSV float column crossed through Bucketize: the written ids are Cross.apply's over the CSV's own
+    float64 values (tf.Example keeps float32, the cast Discretization makes), edges on the boundaries."""
+    from collections import Counter
+
+    from beam_cross import Bucketize, Cross
+
+    ages = [17.999999, 18.0, 18.000001, 24.99, 25.0, 35.0, -0.0, 0.1, 90.5, 1e30] * 5
+    countries = ["fr", "us", "de", "jp", "br"] * 10
+    (tmp_path / "in.csv").write_text("age,country\n" + "".join(f"{a!r},{c}\n" for a, c in zip(ages, countries)))
+    output = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "tft_transform.py"), "--input", str(tmp_path / "in.csv"),
+         "--cross", "bucketize(age:18,25,35),country:1000", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, env={**env, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "read 50 rows: 50 transformed, 0 rejected" in done.stdout
+    import tensorflow as tf
+
+    written = Counter()
+    for record in tf.data.TFRecordDataset(glob.glob(f"{output}/transformed_examples-*")).as_numpy_iterator():
+        features = tf.train.Example.FromString(record).features.feature
+        written[features["country"].bytes_list.value[0].decode(), features["age_X_country"].int64_list.value[0]] += 1
+    cross = Cross([Bucketize("age", [18, 25, 35]), "country"], 1000)
+    expected = Counter(zip(countries, cross.apply({"age": ages, "country": countries}).tolist()))
+    assert written == expected
+
+
 def test_bundled_sample_is_what_its_generator_writes():
     generator = _load("make_sample_data")
     lines = [json.dumps(row, separators=(",", ":")) for row in generator.make_rows()]

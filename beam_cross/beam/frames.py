@@ -16,9 +16,10 @@ import sys
 
 import pyarrow as pa
 
-from beam_cross.beam.elements import ElementCrosser, Rejected
+from beam_cross.core.arrow_values import column_kinds
+from beam_cross.core.elements import ElementCrosser, Rejected
 from beam_cross.core.errors import describe
-from beam_cross.core.spec import check_crosses
+from beam_cross.core.spec import check_crosses_against
 
 __all__ = ["cross_batch", "is_batch", "num_rows", "output_schema"]
 
@@ -112,11 +113,7 @@ def output_schema(input_schema: pa.Schema, crosses, *, keep_inputs: bool = True)
     """
     if not isinstance(input_schema, pa.Schema):
         raise TypeError(f"`input_schema` must be a pyarrow.Schema. Received: input_schema={input_schema!r}")
-    crosser = ElementCrosser(check_crosses(crosses), keep_inputs=keep_inputs)
-    absent = sorted({f for f in crosser.features if f not in input_schema.names})
-    if absent:
-        raise ValueError(f"The crosses need features {absent}, which the schema does not have. "
-                         f"Received: fields={input_schema.names}")
+    crosser = ElementCrosser(check_crosses_against(crosses, column_kinds(input_schema)), keep_inputs=keep_inputs)
     empty = pa.record_batch([pa.array([], type=field.type) for field in input_schema], schema=input_schema)
     out, _ = crosser.cross_record_batch(empty)
     return out.schema

@@ -33,8 +33,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.transforms.base import ArtifactMode, MLTransformProvider
 
-from beam_cross.core import errors
-from beam_cross.core.errors import FeatureError
+from beam_cross.beam.transforms import to_row
+from beam_cross.core.elements import ElementCrosser
 from beam_cross.core.spec import Cross
 
 CROSS_FILE = "cross.json"
@@ -68,43 +68,14 @@ class HashedCrossing(MLTransformProvider):
         )
 
 
-def _as_dict(element):
-    if isinstance(element, dict):
-        return element
-    if hasattr(element, "_asdict"):  # beam.Row
-        return element._asdict()
-    raise TypeError(f"MLTransform rows must be dicts or beam.Row. Received: element of type {type(element).__name__}")
-
-
-def _with_ids(element, name, ids):
-    if isinstance(element, dict):
-        return {**element, name: ids}
-    return beam.Row(**{**element._asdict(), name: ids})
-
-
-def _columns(cross, rows):
-    for feature in cross.features:
-        for row in rows:
-            if feature not in row:
-                raise FeatureError(feature, errors.MISSING, "the row has no such column.", sorted(row))
-    return {feature: [row[feature] for row in rows] for feature in cross.features}
-
-
 def cross_elements(cross: Cross, elements: list) -> list:
-    """The elements (dicts or Rows), each with its ids under ``cross.name``.
+    """The elements (dicts or Rows), each with its ids under ``cross.name``, crossed by the one
+    crossing path (:class:`~beam_cross.core.elements.ElementCrosser`).
 
-    A bad value raises :class:`FeatureError` naming the feature, the problem and the value.
+    A bad value raises :class:`FeatureError` naming the feature, the cross, the problem and the value;
+    an element that is not a row raises ``TypeError``.
     """
-    rows = [_as_dict(e) for e in elements]
-    try:
-        ids = cross.apply(_columns(cross, rows))
-    except FeatureError as error:
-        if len(elements) > 1:  # find the element at fault, so that the error names its value alone
-            for element in elements:
-                cross_elements(cross, [element])
-        raise FeatureError(error.feature, error.reason, error.detail, error.value, None, cross.name) from None
-    ids = ids.to_pylist() if hasattr(ids, "to_pylist") else ids.tolist()
-    return [_with_ids(element, cross.name, value) for element, value in zip(elements, ids)]
+    return ElementCrosser([cross], raise_errors=True, make_row=to_row).cross_elements(list(elements))[0]
 
 
 class CrossColumns(beam.PTransform):

@@ -15,6 +15,8 @@ import numpy as np
 from apache_beam.typehints.row_type import RowTypeConstraint
 from apache_beam.typehints.schemas import named_fields_from_element_type
 
+from beam_cross.core.spec import check_crosses_against
+
 
 def schema_fields(element_type) -> list[tuple[str, typing.Any]] | None:
     """``[(name, type)]`` of a schema'd element type (NamedTuple class or Row type), else None."""
@@ -65,28 +67,42 @@ def _kind(base) -> str | None:
     return None
 
 
-def declared_kinds(element_type, crosses) -> dict[str, str]:
-    """Feature -> ``"string"`` / ``"int"`` for the crossed features that the schema types.
+def _column_kind(field_type) -> str | None:
+    base, _ = _unwrap(field_type)
+    if isinstance(base, type) and issubclass(base, (float, np.floating)):
+        return "float"
+    return _kind(base)
 
-    Raises ``ValueError`` when a cross names a field the schema does not have.
+
+def declared_kinds(element_type, crosses) -> dict[str, str]:
+    """Feature -> ``"string"`` / ``"int"`` for the raw crossed features that the schema types.
+
+    The crosses are checked against the schema by the core (:func:`~beam_cross.core.spec.check_crosses_against`):
+    a ``ValueError`` when a cross names a field the schema does not have, is named like a field, crosses
+    a float field as it is, or transforms a field of a kind its transform does not take.
     """
     fields = schema_fields(element_type)
     if fields is None:
         return {}
     types = _feature_types(element_type, fields)
+    check_crosses_against(crosses, {name: _column_kind(t) for name, t in types.items()})
     kinds = {}
     for cross in crosses:
-        absent = [f for f in cross.features if f not in types]
-        if absent:
-            raise ValueError(
-                f"Cross `{cross.name}` needs features {absent}, which the input schema does not have. "
-                f"Received: fields={list(types)}"
-            )
-        for feature in cross.features:
+        for feature, transform in zip(cross.features, cross.transforms):
+            if transform is not None:
+                continue  # a transform takes the kinds it takes, and refuses the others itself
             kind = _kind(_unwrap(types[feature])[0])
             if kind is not None:
                 kinds[feature] = kind
     return kinds
+
+
+def _id_type(field_type):
+    """The type of a transformed feature's ids, from the raw field's type: int or a sequence of them."""
+    base, is_sequence = _unwrap(field_type)
+    if base is typing.Any:
+        return typing.Any
+    return typing.Sequence[int] if is_sequence else int
 
 
 def _cross_type(cross, feature_types):
@@ -111,11 +127,8 @@ def output_row_type(element_type, crosses, keep_inputs: bool):
     types = _feature_types(element_type, fields)
     consumed = {f for c in crosses for f in c.features}
     out = [(name, t) for name, t in fields if keep_inputs or name not in consumed]
+    check_crosses_against(crosses, {name: _column_kind(t) for name, t in types.items()})  # the core's one check
     for cross in crosses:
-        if cross.name in types:
-            raise ValueError(
-                f"Cross `{cross.name}` would overwrite the input field `{cross.name}`; give the cross another "
-                f"name (Cross(..., name=...)). Received: fields={list(types)}"
-            )
-        out.append((cross.name, _cross_type(cross, [types[f] for f in cross.features])))
+        feature_types = [types[f] if t is None else _id_type(types[f]) for f, t in zip(cross.features, cross.transforms)]
+        out.append((cross.name, _cross_type(cross, feature_types)))
     return RowTypeConstraint.from_fields(out)

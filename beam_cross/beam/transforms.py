@@ -9,7 +9,7 @@ buffered, so each element keeps its own timestamp, window and pane, on every run
 Nothing is lost: a row that cannot be crossed fails the pipeline with a :class:`FeatureError`
 naming the feature, the cross and the value, or, with :meth:`CrossFeatures.with_exception_handling`,
 goes to an errors output as a :class:`Rejected` record. Counters in the ``beam_cross`` namespace
-count ``rows_crossed`` and ``rows_rejected_<reason>``.
+count ``rows_crossed``, ``rows_rejected`` and ``rows_rejected_<reason>`` (:mod:`beam_cross.beam.counters`).
 """
 
 from __future__ import annotations
@@ -19,30 +19,22 @@ import warnings
 from collections.abc import Mapping
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.display import DisplayDataItem
 
 from beam_cross.beam import frames
-from beam_cross.beam.elements import ElementCrosser, Rejected, as_mapping, to_row
+from beam_cross.beam.counters import RowCounters
 from beam_cross.beam.schemas import declared_kinds, output_row_type
+from beam_cross.core.elements import ElementCrosser, Rejected, as_mapping
 from beam_cross.core.spec import Cross, check_crosses
 
 __all__ = ["CrossFeatures", "Rejected"]
 
 ENGINES = ("numpy", "tensorflow")
-METRICS_NAMESPACE = "beam_cross"
 
 
-def _check_crosses(crosses) -> tuple[Cross, ...]:
-    checked = check_crosses(crosses)
-    for cross in checked:
-        if cross.output_mode == "one_hot" and cross.num_bins < 1:
-            raise ValueError(f"A one_hot cross needs `num_bins` >= 1. Received: num_bins={cross.num_bins} for cross `{cross.name}`")
-    features = {f for c in checked for f in c.features}
-    clashing = sorted({c.name for c in checked} & features)
-    if clashing:
-        raise ValueError(f"A cross must not be named like a feature it could overwrite. Received: names={clashing}")
-    return checked
+def to_row(mapping: dict) -> beam.Row:
+    """The output of a schema'd row: a ``beam.Row`` of its fields."""
+    return beam.Row(**mapping)
 
 
 def _check_feature_types(feature_types) -> dict:
@@ -72,7 +64,7 @@ class _CrossElementsDoFn(beam.DoFn):
 
     A dict whose crossed features are plain values is crossed by the core's
     :class:`~beam_cross.core.rows.RowPlan` (one call into the compiled kernel); any other element by
-    :class:`~beam_cross.beam.elements.ElementCrosser`, which crosses lists, applies the whole value
+    :class:`~beam_cross.core.elements.ElementCrosser`, which crosses lists, applies the whole value
     rule and names why a row is rejected. With ``route_errors`` the output is ``(True, crossed)`` /
     ``(False, Rejected)`` pairs (split by the transform into two PCollections).
 
@@ -88,12 +80,11 @@ class _CrossElementsDoFn(beam.DoFn):
         crosses, keep_inputs, engine, feature_types = self._args
         self._crosser = ElementCrosser(
             crosses, keep_inputs=keep_inputs, engine=_make_engine(engine), feature_types=feature_types,
-            raise_errors=not self._route_errors,
+            raise_errors=not self._route_errors, make_row=to_row,
         )
         self._plan = self._crosser.row_plan() if engine == "numpy" else None
         self._cross_row = self._plan.cross if self._plan is not None else None
-        self._crossed_counter = Metrics.counter(METRICS_NAMESPACE, "rows_crossed")
-        self._rejected_counters = {}
+        self._counters = RowCounters()
 
     def start_bundle(self):
         self._crossed = 0
@@ -133,13 +124,7 @@ class _CrossElementsDoFn(beam.DoFn):
         return outcomes
 
     def finish_bundle(self):
-        if self._crossed:
-            self._crossed_counter.inc(self._crossed)
-        for reason, rows in self._rejected.items():
-            counter = self._rejected_counters.get(reason)
-            if counter is None:
-                counter = self._rejected_counters[reason] = Metrics.counter(METRICS_NAMESPACE, f"rows_rejected_{reason}")
-            counter.inc(rows)
+        self._counters.add(crossed=self._crossed, rejected=self._rejected)
         bad = sum(self._rejected.values())
         rows = self._crossed + bad
         if self._threshold < 1 and bad > rows * self._threshold:
@@ -198,7 +183,7 @@ class CrossFeatures(beam.PTransform):
     def __init__(self, crosses, *, keep_inputs: bool = True, engine: str = "numpy", batch_size: int | None = None,
                  feature_types: Mapping[str, str] | None = None, label: str | None = None):
         super().__init__(label)
-        self._crosses = _check_crosses(crosses)
+        self._crosses = check_crosses(crosses)  # the core's one validation
         if not isinstance(keep_inputs, bool):
             raise TypeError(f"`keep_inputs` must be a bool. Received: keep_inputs={keep_inputs!r}")
         if engine not in ENGINES:

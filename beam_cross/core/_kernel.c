@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <float.h>
 #include <string.h>
 
 typedef uint64_t u64;
@@ -689,6 +690,336 @@ static PyObject *k_fingerprint64(PyObject *self, PyObject *value) {
     return PyLong_FromUnsignedLongLong(fp);
 }
 
+
+/* ---------------------------------------------------------------- transforms: Bucketize, Lookup */
+
+#define BUCKET_COUNTED 32
+#define BUCKET_BLOCK 1024
+
+/* bucketize(values, is_double, boundaries, out): out[i] = the number of boundaries <= values[i] (float32,
+ * or float64 rounded to float32), both float32, as
+ * std::upper_bound counts them in TF's Bucketize kernel. A subnormal value compares as 0, as TF's
+ * kernels run with denormals flushed to zero (the caller flushes the boundaries); a NaN is above every
+ * boundary (upper_bound never finds NaN < b). Up to BUCKET_COUNTED boundaries, a vectorized count of
+ * the boundaries b with !(value < b), the same index; beyond, a branch-free binary search. */
+static inline float flushed(float v) { return (v < FLT_MIN && v > -FLT_MIN) ? 0.0f : v; }
+
+static PyObject *k_bucketize(PyObject *self, PyObject *args) {
+    PyObject *o_values, *o_bounds, *o_out;
+    int is_double;
+    if (!PyArg_ParseTuple(args, "OpOO", &o_values, &is_double, &o_bounds, &o_out)) return NULL;
+    Py_buffer values, bounds, out;
+    if (get_in(o_values, &values) < 0) return NULL;
+    if (get_in(o_bounds, &bounds) < 0) { PyBuffer_Release(&values); return NULL; }
+    Py_ssize_t count = values.len / (Py_ssize_t)(is_double ? sizeof(double) : sizeof(float));
+    if (get_out(o_out, &out, count) < 0) { PyBuffer_Release(&values); PyBuffer_Release(&bounds); return NULL; }
+    const float *x = (const float *)values.buf;
+    const double *xd = (const double *)values.buf;
+    const float *b = (const float *)bounds.buf;
+    size_t n = (size_t)(bounds.len / (Py_ssize_t)sizeof(float));
+    int64_t *dst = (int64_t *)out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    float f[BUCKET_BLOCK];
+    int64_t acc[BUCKET_BLOCK];
+    for (Py_ssize_t i0 = 0; i0 < count; i0 += BUCKET_BLOCK) {
+        Py_ssize_t m = count - i0 < BUCKET_BLOCK ? count - i0 : BUCKET_BLOCK;
+        /* A float64 is rounded to float32 first (to nearest, as TF's Cast and NumPy's astype). */
+        if (is_double) for (Py_ssize_t j = 0; j < m; j++) f[j] = flushed((float)xd[i0 + j]);
+        else for (Py_ssize_t j = 0; j < m; j++) f[j] = flushed(x[i0 + j]);
+        if (n <= BUCKET_COUNTED) {
+            /* Few boundaries: count !(f < b) a boundary at a time (vectorized). */
+            for (Py_ssize_t j = 0; j < m; j++) acc[j] = 0;
+            for (size_t k = 0; k < n; k++) {
+                float bk = b[k];
+                for (Py_ssize_t j = 0; j < m; j++) acc[j] += !(f[j] < bk);
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < m; j++) {
+                const float *first = b;
+                size_t len = n;
+                while (len > 0) {
+                    size_t half = len >> 1;
+                    int up = !(f[j] < first[half]);
+                    first = up ? first + half + 1 : first;
+                    len = up ? len - half - 1 : half;
+                }
+                acc[j] = (int64_t)(first - b);
+            }
+        }
+        memcpy(dst + i0, acc, (size_t)m * sizeof(int64_t));
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&bounds);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+/* A vocabulary's index: an open-addressing table of `mask + 1` entries of 4 words (a token's
+ * fingerprint; its position << 32 | its length, all ones when empty; its first 16 bytes, zero-padded,
+ * as two little-endian words), linear probing from fingerprint & mask; and the tokens in Arrow layout
+ * (int64 offsets, data) for the bytes past the 16th. A value is found at an entry of its fingerprint
+ * whose token has its bytes (the fingerprint only filters). A token of up to 16 bytes is compared in
+ * its entry: one memory access per value. Values go a block at a time, each entry prefetched a block
+ * ahead of its probe.
+ *
+ * The id of a value follows the lookup's rule: position + base when found, else
+ * oov_base + fingerprint % oov_buckets, or `fallback` without OOV buckets (see core/lookup.py). */
+typedef struct {
+    const u64 *table;
+    u64 mask;
+    const int64_t *offsets;
+    const unsigned char *data;
+    int64_t base, oov_base, fallback;
+    u64 oov_buckets;
+} vocab_t;
+
+#define LOOKUP_BLOCK 128
+#define EMPTY_ENTRY 0xffffffffffffffffULL
+
+static inline void prefetch(const void *p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
+/* The first 16 bytes of s (n bytes), zero-padded, as two little-endian words, without reading past s + n. */
+static inline void prefix_words(const unsigned char *s, size_t n, u64 *w0, u64 *w1) {
+    if (n >= 16) { *w0 = fetch64(s); *w1 = fetch64(s + 8); return; }
+    if (n >= 8) { *w0 = fetch64(s); *w1 = n > 8 ? fetch64(s + n - 8) >> (8 * (16 - n)) : 0; return; }
+    *w1 = 0;
+    if (n >= 4) { *w0 = (u64)fetch32(s) | (((u64)fetch32(s + n - 4) >> (8 * (8 - n))) << 32); return; }
+    u64 w = 0;
+    for (size_t i = 0; i < n; i++) w |= (u64)s[i] << (8 * i);
+    *w0 = w;
+}
+
+/* Whether the token of entry e holds the n bytes at s (w0, w1: their first 16, as prefix_words). */
+static inline int entry_is(const vocab_t *v, const u64 *e, const unsigned char *s, size_t n, u64 w0, u64 w1) {
+    if ((e[1] & 0xffffffffULL) != n || e[2] != w0 || e[3] != w1) return 0;
+    if (n <= 16) return 1;
+    int64_t p = (int64_t)(e[1] >> 32);
+    return memcmp(v->data + v->offsets[p] + 16, s + 16, n - 16) == 0;
+}
+
+/* A block of values to look up: their bytes, their count, and where they start in the column. */
+typedef struct {
+    const unsigned char *s[LOOKUP_BLOCK];
+    size_t n[LOOKUP_BLOCK];
+    Py_ssize_t m, i0;
+} block_t;
+
+/* The fingerprints of a block, each value's table entry prefetched for probe_block. */
+static void hash_block(const vocab_t *v, const block_t *b, u64 *fps) {
+    for (Py_ssize_t j = 0; j < b->m; j++) {
+        fps[j] = fingerprint64(b->s[j], b->n[j]);
+        prefetch(v->table + 4 * (fps[j] & v->mask));
+    }
+}
+
+/* The ids of a block whose fingerprints are known. */
+static void probe_block(const vocab_t *v, const block_t *b, const u64 *fps, int64_t *ids) {
+    for (Py_ssize_t j = 0; j < b->m; j++) {
+        u64 fp = fps[j], w0, w1;
+        prefix_words(b->s[j], b->n[j], &w0, &w1);
+        int64_t found = -1;
+        for (u64 k = fp & v->mask;; k = (k + 1) & v->mask) {
+            const u64 *e = v->table + 4 * k;
+            if (e[1] == EMPTY_ENTRY) break;
+            if (e[0] == fp && entry_is(v, e, b->s[j], b->n[j], w0, w1)) { found = (int64_t)(e[1] >> 32); break; }
+        }
+        if (found >= 0) ids[j] = found + v->base;
+        else if (v->oov_buckets) ids[j] = v->oov_base + (int64_t)(fp % v->oov_buckets);
+        else ids[j] = v->fallback;
+    }
+}
+
+/* Looks a column up a block at a time, software-pipelined: block b + 1 is gathered and hashed (its
+ * entries prefetched) before block b is probed, so each entry has a whole block's time to arrive.
+ * fill(ctx, block) gathers a block (returns 0, or -1 to stop: the caller reports why). The
+ * fingerprints go through a two-block scratch, and to `fps` only when it is not NULL. */
+static void lookup_column(const vocab_t *v, Py_ssize_t count, int (*fill)(void *, block_t *), void *ctx,
+                          u64 *fps, int64_t *ids) {
+    block_t blocks[2];
+    u64 scratch[2][LOOKUP_BLOCK];
+    int cur = 0;
+    if (count <= 0) return;
+    blocks[0].i0 = 0;
+    blocks[0].m = count < LOOKUP_BLOCK ? count : LOOKUP_BLOCK;
+    if (fill(ctx, &blocks[0]) < 0) return;
+    hash_block(v, &blocks[0], scratch[0]);
+    for (;;) {
+        block_t *b = &blocks[cur], *next = &blocks[cur ^ 1];
+        Py_ssize_t start = b->i0 + b->m;
+        int more = start < count;
+        if (more) {
+            next->i0 = start;
+            next->m = count - start < LOOKUP_BLOCK ? count - start : LOOKUP_BLOCK;
+            if (fill(ctx, next) < 0) more = -1;
+            else hash_block(v, next, scratch[cur ^ 1]);
+        }
+        probe_block(v, b, scratch[cur], ids + b->i0);
+        if (fps) memcpy(fps + b->i0, scratch[cur], (size_t)b->m * sizeof(u64));
+        if (more <= 0) return;
+        cur ^= 1;
+    }
+}
+
+typedef struct {
+    Py_buffer table, offsets, data;
+    int held;
+} vocab_views_t;
+
+static void release_vocab(vocab_views_t *w) {
+    Py_buffer *views[3] = {&w->table, &w->offsets, &w->data};
+    for (int i = 0; i < w->held; i++) PyBuffer_Release(views[i]);
+    w->held = 0;
+}
+
+static int get_vocab(PyObject *o_table, unsigned long long mask, PyObject *o_offsets, PyObject *o_data,
+                     vocab_views_t *w, vocab_t *v) {
+    w->held = 0;
+    PyObject *objs[3] = {o_table, o_offsets, o_data};
+    Py_buffer *views[3] = {&w->table, &w->offsets, &w->data};
+    for (int i = 0; i < 3; i++) {
+        if (get_in(objs[i], views[i]) < 0) { release_vocab(w); return -1; }
+        w->held = i + 1;
+    }
+    if (w->table.len != (Py_ssize_t)((mask + 1) * 32)) {
+        release_vocab(w);
+        PyErr_SetString(PyExc_ValueError, "the vocabulary table must hold mask + 1 entries of 4 words");
+        return -1;
+    }
+    v->table = (const u64 *)w->table.buf;
+    v->mask = (u64)mask;
+    v->offsets = (const int64_t *)w->offsets.buf;
+    v->data = (const unsigned char *)w->data.buf;
+    return 0;
+}
+
+typedef struct {
+    const unsigned char *offsets;
+    int width;
+    const unsigned char *data;
+    long long size;
+    Py_ssize_t bad;  /* the first string whose offsets decrease or leave the data, or -1 */
+} buffers_ctx;
+
+static int fill_from_buffers(void *context, block_t *b) {
+    buffers_ctx *c = (buffers_ctx *)context;
+    for (Py_ssize_t j = 0; j < b->m; j++) {
+        Py_ssize_t i = b->i0 + j;
+        long long lo, hi;
+        if (c->width == 4) { int32_t o[2]; memcpy(o, c->offsets + 4 * i, 8); lo = o[0]; hi = o[1]; }
+        else { int64_t o[2]; memcpy(o, c->offsets + 8 * i, 16); lo = o[0]; hi = o[1]; }
+        if (lo < 0 || hi < lo || hi > c->size) { c->bad = i; return -1; }
+        b->s[j] = c->data + lo;
+        b->n[j] = (size_t)(hi - lo);
+    }
+    return 0;
+}
+
+/* lookup_buffers(offsets, width, data, table, mask, vocab_offsets, vocab_data, rule, out_ids, out_fps):
+ * for string i = data[offsets[i]:offsets[i+1]] (offsets of `width` bytes), its id under
+ * rule = (base, oov_base, oov_buckets, fallback) and its Fingerprint64 (out_fps may be None: ids only). Raises ValueError on offsets
+ * outside the data. */
+static PyObject *k_lookup_buffers(PyObject *self, PyObject *args) {
+    PyObject *o_off, *o_data, *o_table, *o_voff, *o_vdata, *o_pos, *o_fps;
+    int width;
+    unsigned long long mask;
+    long long r_base, r_oov_base, r_fallback;
+    unsigned long long r_buckets;
+    if (!PyArg_ParseTuple(args, "OiOOKOO(LLKL)OO", &o_off, &width, &o_data, &o_table, &mask, &o_voff, &o_vdata,
+                          &r_base, &r_oov_base, &r_buckets, &r_fallback, &o_pos, &o_fps))
+        return NULL;
+    if (width != 4 && width != 8) return PyErr_Format(PyExc_ValueError, "offset width must be 4 or 8, not %d", width);
+    vocab_views_t w;
+    vocab_t v;
+    if (get_vocab(o_table, mask, o_voff, o_vdata, &w, &v) < 0) return NULL;
+    v.base = r_base; v.oov_base = r_oov_base; v.oov_buckets = r_buckets; v.fallback = r_fallback;
+    Py_buffer off, data, pos, fps;
+    if (get_in(o_off, &off) < 0) { release_vocab(&w); return NULL; }
+    if (get_in(o_data, &data) < 0) { release_vocab(&w); PyBuffer_Release(&off); return NULL; }
+    Py_ssize_t count = off.len / width - 1;
+    if (count < 0) count = 0;
+    if (get_out(o_pos, &pos, count) < 0) { release_vocab(&w); PyBuffer_Release(&off); PyBuffer_Release(&data); return NULL; }
+    int want_fps = o_fps != Py_None;
+    if (want_fps && get_out(o_fps, &fps, count) < 0) {
+        release_vocab(&w); PyBuffer_Release(&off); PyBuffer_Release(&data); PyBuffer_Release(&pos); return NULL;
+    }
+    buffers_ctx ctx = {(const unsigned char *)off.buf, width, (const unsigned char *)data.buf, (long long)data.len, -1};
+    Py_BEGIN_ALLOW_THREADS
+    lookup_column(&v, count, fill_from_buffers, &ctx, want_fps ? (u64 *)fps.buf : NULL, (int64_t *)pos.buf);
+    Py_END_ALLOW_THREADS
+    Py_ssize_t bad = ctx.bad;
+    release_vocab(&w);
+    PyBuffer_Release(&off);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&pos);
+    if (want_fps) PyBuffer_Release(&fps);
+    if (bad >= 0) return PyErr_Format(PyExc_ValueError, "string %zd: its offsets decrease or point outside the data", bad);
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject **items;
+    Py_ssize_t count;
+    Py_ssize_t bad;  /* the first value that is not an exact str (valid Unicode) or bytes, or -1 */
+} objects_ctx;
+
+static int fill_from_objects(void *context, block_t *b) {
+    objects_ctx *c = (objects_ctx *)context;
+    for (Py_ssize_t j = 0; j < b->m; j++) {
+        Py_ssize_t i = b->i0 + j;
+        if (i + PREFETCH_AHEAD < c->count) prefetch_object(c->items[i + PREFETCH_AHEAD]);
+        PyObject *value = c->items[i];
+        Py_ssize_t len;
+        const char *text;
+        if (PyUnicode_CheckExact(value)) {
+            text = PyUnicode_AsUTF8AndSize(value, &len);
+            if (!text) { PyErr_Clear(); c->bad = i; return -1; }
+        } else if (PyBytes_CheckExact(value)) {
+            text = PyBytes_AS_STRING(value);
+            len = PyBytes_GET_SIZE(value);
+        } else { c->bad = i; return -1; }
+        b->s[j] = (const unsigned char *)text;
+        b->n[j] = (size_t)len;
+    }
+    return 0;
+}
+
+/* lookup_objects(values, table, mask, vocab_offsets, vocab_data, rule, out_ids, out_fps) -> -1, or the
+ * index of the first value that is not an exact str (valid Unicode, as its UTF-8) or bytes (the caller
+ * then applies the value rule in Python). The id (see lookup_buffers) and fingerprint of each value. */
+static PyObject *k_lookup_objects(PyObject *self, PyObject *args) {
+    PyObject *o_values, *o_table, *o_voff, *o_vdata, *o_pos, *o_fps;
+    unsigned long long mask;
+    long long base, oov_base, fallback;
+    unsigned long long buckets;
+    if (!PyArg_ParseTuple(args, "OOKOO(LLKL)OO", &o_values, &o_table, &mask, &o_voff, &o_vdata, &base, &oov_base,
+                          &buckets, &fallback, &o_pos, &o_fps))
+        return NULL;
+    vocab_views_t w;
+    vocab_t v;
+    if (get_vocab(o_table, mask, o_voff, o_vdata, &w, &v) < 0) return NULL;
+    v.base = base; v.oov_base = oov_base; v.oov_buckets = buckets; v.fallback = fallback;
+    items_t it;
+    if (get_items(o_values, &it) < 0) { release_vocab(&w); return NULL; }
+    Py_buffer pos, fps;
+    if (get_out(o_pos, &pos, it.count) < 0) { release_vocab(&w); release_items(&it); return NULL; }
+    if (get_out(o_fps, &fps, it.count) < 0) { release_vocab(&w); release_items(&it); PyBuffer_Release(&pos); return NULL; }
+    objects_ctx ctx = {it.items, it.count, -1};
+    lookup_column(&v, it.count, fill_from_objects, &ctx, (u64 *)fps.buf, (int64_t *)pos.buf);
+    Py_ssize_t bad = ctx.bad;
+    release_vocab(&w);
+    release_items(&it);
+    PyBuffer_Release(&pos);
+    PyBuffer_Release(&fps);
+    return PyLong_FromSsize_t(bad);
+}
+
 static PyMethodDef methods[] = {
     {"fingerprint64", k_fingerprint64, METH_O, "Fingerprint64 of bytes-like data or of a str's UTF-8."},
     {"fingerprint_buffers", k_fingerprint_buffers, METH_VARARGS, "Fingerprint64 of strings in Arrow layout."},
@@ -698,6 +1029,9 @@ static PyMethodDef methods[] = {
     {"fold", k_fold, METH_VARARGS, "The FingerprintCat64 fold of uint64 columns, then the modulo."},
     {"make_plan", k_make_plan, METH_VARARGS, "A compiled plan for cross_mapping."},
     {"cross_mapping", k_cross_mapping, METH_VARARGS, "One dict crossed by a plan, or None."},
+    {"bucketize", k_bucketize, METH_VARARGS, "Bucket indices of float32 values (TF's Bucketize, denormals flushed)."},
+    {"lookup_buffers", k_lookup_buffers, METH_VARARGS, "Vocabulary ids and fingerprints of strings in Arrow layout."},
+    {"lookup_objects", k_lookup_objects, METH_VARARGS, "Vocabulary ids and fingerprints of exact str / bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -60,6 +60,26 @@ def arrow_kind(kind: pa.DataType) -> str | None:
     return "string" if any(_is_type(kind, test) for test in _STRINGS) else None
 
 
+def column_kind(kind: pa.DataType) -> str | None:
+    """:func:`arrow_kind`, and ``"float"`` for floating-point values (in any of those layouts): the kind
+    :func:`beam_cross.core.spec.check_crosses_against` checks a cross against."""
+    found = arrow_kind(kind)
+    if found is None:
+        while any(_is_type(kind, test) for test in _WRAPPERS):
+            kind = kind.value_type
+        if pa.types.is_floating(kind):
+            return "float"
+    return found
+
+
+def column_kinds(schema: pa.Schema) -> dict[str, str | None]:
+    """Column name -> :func:`column_kind` of an Arrow schema (a name given twice keeps its first kind)."""
+    kinds: dict[str, str | None] = {}
+    for field in schema:
+        kinds.setdefault(field.name, column_kind(field.type))
+    return kinds
+
+
 def _is_type(kind: pa.DataType, test: str) -> bool:
     check = getattr(pa.types, test, None)  # absent in older pyarrow, which cannot make such arrays
     return bool(check and check(kind))

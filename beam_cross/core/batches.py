@@ -63,7 +63,8 @@ class FeatureValues:
     one_per_row: bool | None = field(repr=False, default=None)  # cached by _one_value_per_row
 
 
-def _row_error(feature, reason, value, detail=None) -> FeatureError:
+def row_error(feature, reason, value, detail=None) -> FeatureError:
+    """The FeatureError of one row's ``value`` of ``feature``, with the reason's standard detail unless given."""
     return FeatureError(feature, reason, detail or errors.detail_for(reason, value), value)
 
 
@@ -72,10 +73,10 @@ def _check_item(item, feature, declared):
     kind = kind_of(item)
     if kind not in KINDS:
         if kind == errors.NESTED:
-            return _row_error(feature, errors.NESTED, item)
-        return _row_error(feature, kind, item)
+            return row_error(feature, errors.NESTED, item)
+        return row_error(feature, kind, item)
     if declared is not None and kind != declared:
-        return _row_error(feature, errors.MIXED_KINDS, item, f"the feature is declared as `{declared}`, this value is not.")
+        return row_error(feature, errors.MIXED_KINDS, item, f"the feature is declared as `{declared}`, this value is not.")
     return kind
 
 
@@ -88,7 +89,7 @@ def _fingerprint_rows(values, feature, declared) -> FeatureValues:
     strings, string_rows, ints, int_rows = [], [], [], []
     for row, value in enumerate(values):
         if value is MISSING_VALUE:
-            bad[row] = _row_error(feature, errors.MISSING, value)
+            bad[row] = row_error(feature, errors.MISSING, value)
             continue
         listed = errors.is_list_value(value)
         items = list(value) if listed else [value]
@@ -102,7 +103,7 @@ def _fingerprint_rows(values, feature, declared) -> FeatureValues:
         if row in bad:
             continue
         if len(kinds) > 1:
-            bad[row] = _row_error(feature, errors.MIXED_KINDS, value, "a list value must hold only strings or only integers, not both.")
+            bad[row] = row_error(feature, errors.MIXED_KINDS, value, "a list value must hold only strings or only integers, not both.")
             continue
         is_list[row] = listed
         counts[row] = len(items)
@@ -209,7 +210,7 @@ def as_python(array) -> list:
 
 def missing_feature(feature: str, num_rows: int) -> FeatureValues:
     """A feature absent from a whole batch (an Arrow column not in the RecordBatch)."""
-    bad = {row: _row_error(feature, errors.MISSING, MISSING_VALUE) for row in range(num_rows)}
+    bad = {row: row_error(feature, errors.MISSING, MISSING_VALUE) for row in range(num_rows)}
     return FeatureValues(np.zeros(0, np.uint64), np.zeros(num_rows + 1, np.int64), np.zeros(num_rows, bool), bad)
 
 
@@ -258,7 +259,8 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
                 rejected: dict[int, FeatureError] | None = None) -> CrossedBatch:
     """Crosses every cross over a batch; a row fails if any of its crosses fails.
 
-    ``columns`` maps each feature used by ``crosses`` to its :class:`FeatureValues`. ``engine``
+    ``columns`` maps each input of ``crosses`` (``Cross.inputs``: a raw feature name, or a transform
+    of one) to its :class:`FeatureValues`. ``engine``
     is None (the NumPy core) or a callable ``engine(cross, columns, rows) -> list-typed Arrow array``
     computing the bins of the given rows another way (see :mod:`beam_cross.tf.engine`).
     ``rejected`` holds rows already rejected by the caller. A row's error is the first found:
@@ -267,7 +269,7 @@ def cross_batch(crosses, columns: dict[str, FeatureValues], num_rows: int, *, en
     rejected = dict(rejected or {})
     per_cross = []
     for cross in crosses:
-        feature_columns = [columns[f] for f in cross.features]
+        feature_columns = [columns[f] for f in cross.inputs]  # a raw name or a transform
         for column in feature_columns:
             for row, error in column.errors.items():
                 rejected.setdefault(row, error.in_cross(cross.name))

@@ -11,6 +11,7 @@ import pyarrow as pa
 from beam_cross.core._fingerprint import fold_bins
 from beam_cross.core.columns import FeatureColumn, feature_column
 from beam_cross.core.errors import SHAPE, FeatureError
+from beam_cross.core.transforms import Transform, transformed_column
 
 DEFAULT_HASH_KEY = 0xDECAFCAFFE  # TensorFlow's default seed for cross hashing
 _INT64_MAX = 2**63 - 1
@@ -51,7 +52,12 @@ def _columns(features) -> list[FeatureColumn]:
         )
     if len(named) < 2:
         raise ValueError(f"A cross needs at least two features. Received: {len(named)} feature(s)")
-    columns = [feature_column(values, str(name)) for name, values in named]
+    named = [(name.name, values, name) if isinstance(name, Transform) else (name, values, None) for name, values in named]
+    columns = [
+        transformed_column(values, transform) if transform is not None else feature_column(values, str(name))
+        for name, values, transform in named
+    ]
+    named = [(name, values) for name, values, _ in named]
     first_name = named[0][0]
     multivalent = any(c.row_splits is not None for c in columns)
     for (name, _), column in zip(named[1:], columns[1:]):
@@ -108,6 +114,8 @@ def hashed_cross(features, num_bins, *, hash_key=None):
         features: a list/tuple of columns, or a dict of named columns (names appear in errors).
             A column is a scalar, a 1-D array-like, an ``(n, 1)`` array, or a pyarrow Array of
             strings, bytes or integers. Lists of lists and pyarrow ListArrays are multivalent.
+            A dict key may be a transform (:class:`~beam_cross.Bucketize`, ``Lookup``, ``Identity``,
+            ``Hash``) of its column: its int64 ids are crossed (floats are crossed this way only).
         num_bins: the number of bins, ``>= 0``. ``0`` keeps the whole hash, modulo ``2**63 - 1``.
         hash_key: the int64 seed. ``None`` and ``0`` mean ``0xDECAFCAFFE``, as in ``tf.sparse.cross_hashed``
             and Keras (``tf.ragged.cross_hashed`` alone reads ``0`` literally); a negative key is
@@ -123,6 +131,9 @@ def hashed_cross(features, num_bins, *, hash_key=None):
     array([1, 4, 1, 1, 3])
     >>> hashed_cross([[["a", "b"], []], [1, 2]], num_bins=10).to_pylist()
     [[5, 3], []]
+    >>> from beam_cross.core.transforms import Bucketize
+    >>> hashed_cross({Bucketize("age", [18, 25]): [17.0, 18.5, 30.0], "country": ["fr", "fr", "us"]}, 1000)
+    array([116,  20, 471])
     """
     num_bins = check_num_bins(num_bins)
     hash_key = check_hash_key(hash_key)

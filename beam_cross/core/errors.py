@@ -45,8 +45,13 @@ OUT_OF_RANGE = "out_of_range"  # an integer outside int64 / uint64
 SHAPE = "shape"  # a column of the wrong rank or length
 NAME_CLASH = "name_clash"  # a field already named like a cross, or a feature named twice in a RecordBatch
 MALFORMED = "malformed"  # Arrow data breaking Arrow's own layout rules (e.g. decreasing list offsets)
+# Reasons of the transforms of beam_cross.core.transforms (Bucketize, Lookup, Identity, Hash).
+WRONG_KIND = "wrong_kind"  # a value of a kind the transform does not take (a string into Bucketize)
+OOV = "oov"  # a value outside the vocabulary of a Lookup without OOV ids (num_oov_indices=0, Keras style)
+NO_ID = "no_id"  # a value that TF drops before a feature-column lookup ('' / -1 in a single-valued feature)
 
-REASONS = (MISSING, NULL, FLOAT, BOOL, NESTED, MIXED_KINDS, UNSUPPORTED, OUT_OF_RANGE, SHAPE, NAME_CLASH, MALFORMED)
+REASONS = (MISSING, NULL, FLOAT, BOOL, NESTED, MIXED_KINDS, UNSUPPORTED, OUT_OF_RANGE, SHAPE, NAME_CLASH, MALFORMED,
+           WRONG_KIND, OOV, NO_ID)
 
 # The two kinds of value that can be crossed.
 STRING = "string"
@@ -64,6 +69,13 @@ DETAILS = {
     MIXED_KINDS: "a column must hold only strings or only integers, not both.",
     NAME_CLASH: "the element already has a field named like the cross.",
     MALFORMED: "the Arrow data breaks Arrow's layout rules.",
+    WRONG_KIND: "the transform does not take values of this kind.",
+    OOV: "the value is not in the vocabulary, and the lookup has no OOV ids (num_oov_indices=0).",
+    NO_ID: (
+        "TensorFlow's feature columns drop '' (strings) and -1 (integers) from a single-valued feature before "
+        "the lookup, so the row has no id and no cross; filter the row, or pass the value in a list (a list's "
+        "values are looked up as they are)."
+    ),
 }
 
 # Exact types decided by one dict lookup (the common case); anything else goes through isinstance.

@@ -56,6 +56,8 @@ class RowPlan:
         crosses = tuple(crosses)
         if any(c.output_mode != "int" for c in crosses):
             raise ValueError("RowPlan crosses int-mode crosses only; one_hot rows go through the batch path.")
+        if any(any(c.transforms) for c in crosses):
+            raise ValueError("RowPlan crosses raw features only; transformed features go through the batch path.")
         feature_types = feature_types or {}
         self.features = tuple(dict.fromkeys(f for c in crosses for f in c.features))
         index = {f: i for i, f in enumerate(self.features)}

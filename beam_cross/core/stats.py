@@ -215,7 +215,8 @@ class CrossStatsAccumulator:
 
         ``bins``: this cross's bins of the same rows, if already computed (e.g. the crossed column).
         """
-        features = {f: columns[f] for f in self.cross.features}
+        # A transformed feature is crossed by its ids: hashed_cross takes the transform as the key.
+        features = {f if t is None else t: columns[f] for f, t in zip(self.cross.features, self.cross.transforms)}
         keys = hashed_cross(features, 0, hash_key=self.cross.hash_key)
         if bins is None:
             bins = hashed_cross(features, self.cross.num_bins, hash_key=self.cross.hash_key)

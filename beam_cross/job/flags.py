@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import re
 
 import beam_cross
 from beam_cross.core import _fingerprint
 from beam_cross.core.spec import OUTPUT_MODES, Cross
 from beam_cross.core.stats import DEFAULT_TARGET_COLLISION_SHARE
+from beam_cross.core.transforms import Bucketize, Hash, Identity
 from beam_cross.job.errors import PlanError
 from beam_cross.job.formats import FORMATS
 from beam_cross.job.formats.base import RANGE_BYTES
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "input_format", choices=FORMATS, help="default: from the file extension")
     _flag(parser, "schema", help="column types: 'name:type,...' or a JSON/YAML file; types: " + ", ".join(TYPES))
     _flag(parser, "cross", action="append", default=[], metavar="[NAME=]F1,F2[,...]:NUM_BINS",
-          help="a cross, e.g. country,hour:1000 (repeatable)")
+          help="a cross, e.g. country,hour:1000, or of a transformed column, e.g. 'bucketize(age:18,25,35),country:1000' "
+               "(also hash(column:N), identity(column:N); repeatable)")
     _flag(parser, "output_mode", choices=OUTPUT_MODES, default="int", help="for --cross flags (default: int)")
     _flag(parser, "hash_key", type=int, default=None, help="seed for --cross flags (default: TF's 0xDECAFCAFFE)")
     _flag(parser, "config", help="a JSON/YAML file: a list of Cross specs, or {crosses: [...]}")
@@ -71,13 +74,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The transforms of the short `--cross` form: name(column:ARGS), ARGS as the transform's one argument.
+_SHORT_TRANSFORMS = {
+    "bucketize": lambda column, args: Bucketize(column, [float(b) for b in args.split(",")]),
+    "hash": lambda column, args: Hash(column, int(args)),
+    "identity": lambda column, args: Identity(column, int(args)),
+}
+_SHORT_FORM = re.compile(r"^\s*(\w+)\(\s*([^:()]+?)\s*:\s*([^()]*?)\s*\)\s*$")
+
+
+def _split_features(text: str) -> list[str]:
+    """``text`` split on the commas outside parentheses (a bucketize's boundaries stay together)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
+
+
+def _feature(text: str, flag: str):
+    """A raw column name, or a transform of one in the short form (``bucketize(age:18,25)``)."""
+    if "(" not in text and ")" not in text:
+        return text.strip()
+    match = _SHORT_FORM.match(text)
+    if match is None or match.group(1) not in _SHORT_TRANSFORMS:
+        raise ValueError(f"`--cross` feature {text.strip()!r} must be a column name or one of "
+                         f"{', '.join(f'{k}(column:...)' for k in _SHORT_TRANSFORMS)}, e.g. bucketize(age:18,25,35). "
+                         f"Received: cross={flag!r}")
+    kind, column, args = match.groups()
+    try:
+        return _SHORT_TRANSFORMS[kind](column, args)
+    except ValueError as error:  # float('x') / int('x'): say which feature
+        raise ValueError(f"`--cross` feature {text.strip()!r}: {error}. Received: cross={flag!r}") from None
+
+
 def parse_cross_flag(text: str, output_mode: str = "int", hash_key=None) -> Cross:
-    """``"country,hour:1000"`` or ``"name=country,hour:1000"`` as a :class:`Cross`."""
-    name, _, rest = text.rpartition("=") if "=" in text else (None, "", text)
+    """``"country,hour:1000"``, ``"name=country,hour:1000"``, or with transforms of the columns:
+    ``"bucketize(age:18,25,35),country:1000"`` (also ``hash(column:NUM_BINS)``, ``identity(column:NUM_BUCKETS)``;
+    a ``Lookup``'s vocabulary belongs in a ``--config`` file) as a :class:`Cross`.
+
+    >>> parse_cross_flag("bucketize(age:18,25),country:1000").to_dict()["features"]
+    [{'transform': 'bucketize', 'name': 'age', 'boundaries': [18.0, 25.0]}, 'country']
+    """
+    head, _, rest = text.partition("=") if "=" in text.split("(", 1)[0] else (None, "", text)
     features, _, bins = rest.rpartition(":")
-    if not features or not bins.strip().isdigit():
-        raise ValueError(f"`--cross` must look like `feature,feature:num_bins`. Received: cross={text!r}")
-    return Cross([f.strip() for f in features.split(",")], int(bins), name=name or None,
+    if not features or not bins.strip().isdigit() or features.count("(") != features.count(")"):
+        raise ValueError(f"`--cross` must look like `feature,feature:num_bins` (a feature may be "
+                         f"`bucketize(column:B1,B2,...)`). Received: cross={text!r}")
+    return Cross([_feature(f, text) for f in _split_features(features)], int(bins), name=head or None,
                  output_mode=output_mode, hash_key=hash_key)
 
 

@@ -39,14 +39,13 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
+from beam_cross.beam.counters import RowCounters
 from beam_cross.core.stats import CrossStatsAccumulator
 from beam_cross.job import formats
 from beam_cross.job.readers import ReadChunks, line_bases
 from beam_cross.job.rejections import RejectedWriter, place_file
 
-METRICS_NAMESPACE = "beam_cross"
 RESULTS_NAME = "_results.json"
 PROGRESS_SECONDS = 10
 _RESULTS_KEY = -1
@@ -98,7 +97,7 @@ class Progress:
 def cross_chunk(crosser, chunk):
     """A chunk's crossed rows (a RecordBatch, None when all were rejected) and its crossing
     rejections as records, each with its ``file:line``. ``crosser`` is an
-    :class:`~beam_cross.beam.elements.ElementCrosser`; the chunk's reading rejections are not included."""
+    :class:`~beam_cross.core.elements.ElementCrosser`; the chunk's reading rejections are not included."""
     rows = chunk.rows
     numbered = rows.append_column(_ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     crossed, errors = crosser.cross_record_batch(numbered)
@@ -121,7 +120,7 @@ class _CrossAndWrite(beam.DoFn):
 
     def __init__(self, spec: dict):
         self._spec = spec
-        self._counters = {n: Metrics.counter(METRICS_NAMESPACE, n) for n in ("rows_read", "rows_crossed", "rows_rejected")}
+        self._counters = RowCounters()
         self._local = threading.local()  # DaskRunner may run one DoFn object in several threads: state per thread
 
     def __getstate__(self):
@@ -132,7 +131,7 @@ class _CrossAndWrite(beam.DoFn):
         self._local = threading.local()
 
     def setup(self):
-        from beam_cross.beam.elements import ElementCrosser
+        from beam_cross.core.elements import ElementCrosser
 
         spec = self._spec
         self._crosser = ElementCrosser(spec["crosses"], keep_inputs=True, feature_types=spec["feature_types"])
@@ -173,9 +172,7 @@ class _CrossAndWrite(beam.DoFn):
                 written = self._writer("crossed").write(crossed)
                 files.append(("crossed", local.crossed.path, written, -1, chunk.source, 0))
         reasons = collections.Counter(r["reason"] for r in records)
-        self._counters["rows_read"].inc(chunk.rows_read)
-        self._counters["rows_crossed"].inc(crossed.num_rows if crossed is not None else 0)
-        self._counters["rows_rejected"].inc(len(records))
+        self._counters.add(read=chunk.rows_read, crossed=crossed.num_rows if crossed is not None else 0, rejected=reasons)
         local.progress.add(chunk.rows_read, chunk.progress)
         coverage = (chunk.coverage,) if chunk.coverage is not None else ()
         outcome = Outcome(chunk.rows_read, tuple(files), tuple(reasons.items()), stats, coverage)

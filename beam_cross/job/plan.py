@@ -6,8 +6,10 @@ the output. It refuses, with a message and before anything is written:
 
 - a flag that neither the command nor Beam's ``PipelineOptions`` knows (with the closest known flag);
 - a config file that does not parse, or uses YAML tags (``!!python/...``);
-- a cross over a float column (Parquet schema, declared or inferred CSV type), with how to bucketize;
-- a cross named like an input column; a cross over a column the input does not have;
+- through the core's one check of a spec against its input (``check_crosses_against``): a raw cross
+  of a float column (Parquet schema, declared or inferred CSV type), with how to bucketize it; a
+  cross named like an input column; a cross over a column the input does not have; a transform of
+  a column of a kind it does not take;
 - an ``--output`` inside the input (or the input inside it), one that cannot be written, or one
   holding files under ``crossed/``, ``rejected/`` or ``report/`` that no earlier run of the
   command lists in its manifest.
@@ -23,11 +25,20 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
-import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_cross.core.spec import Cross, check_crosses
+from beam_cross.core.arrow_values import column_kinds
+from beam_cross.core.spec import (
+    MISSING_COLUMN,
+    NAMED_LIKE_A_COLUMN,
+    RAW_FLOAT,
+    Cross,
+    CrossSpecError,
+    check_crosses,
+    check_crosses_against,
+)
+from beam_cross.core.spec_file import read_crosses
 from beam_cross.job import commit
 from beam_cross.job.errors import PlanError
 from beam_cross.job.formats import get as get_format
@@ -99,45 +110,40 @@ def check_beam_flags(beam_args: list[str], own_flags: list[str]) -> None:
 
 # -- crosses --------------------------------------------------------------------------------------
 def load_crosses(path: str) -> list[Cross]:
-    """A list of Cross specs (bare, or under ``crosses:``) from a YAML or JSON file."""
+    """The crosses of a ``--config`` spec file (:func:`beam_cross.core.spec_file.read_crosses`)."""
     try:
-        with open(path) as handle:
-            config = yaml.safe_load(handle)  # YAML is a superset of JSON: one loader for both; no tags
-    except yaml.YAMLError as error:
-        raise PlanError(f"`--config` {path} is not valid YAML/JSON (tags such as !!python/... are not allowed): "
-                        f"{' '.join(str(error).split())}") from None
-    if isinstance(config, dict):
-        config = config.get("crosses")
-    if not isinstance(config, list) or not config:
-        raise PlanError(f"`--config` must hold a non-empty list of crosses (or `crosses: [...]`). Received: {path}")
-    try:
-        return [Cross.from_dict(item) for item in config]
+        return list(read_crosses(path))
     except (TypeError, ValueError) as error:
-        raise PlanError(f"`--config` {path}: {error}") from None
+        raise PlanError(f"`--config` {error}") from None
 
 
-def _check_crosses_against(crosses, schema: pa.Schema, fmt: str, float_columns, files) -> None:
-    names = set(schema.names)
-    for cross in crosses:
-        if cross.name in names:
-            raise PlanError(f"Cross `{cross.name}` is named like an input column; name it otherwise "
-                            f"(`--cross other_name={','.join(cross.features)}:{cross.num_bins}` or `name:` in the config).")
-        missing = [f for f in cross.features if f not in names]
-        if missing:
-            # JSON keys and tf.Example features outside the schema are rejected row by row, so a run
-            # would reject every row: say so now, and how to declare a key that first appears later.
-            late = "" if not get_format(fmt).typed_values else (
-                f" (inferred from the first lines of each file; if it appears later, declare it: `--schema {missing[0]}:string` or `:int`)")
-            raise PlanError(f"Input file {files[0]} has no column {', '.join(f'`{m}`' for m in missing)}, needed by "
-                            f"cross `{cross.name}`. Columns: {schema.names}{late}")
-        floats = [f for f in cross.features if f in float_columns]
-        if floats:
-            declare = (f", or, if its values are whole numbers, declare it `--schema {floats[0]}:int`"
-                       if get_format(fmt).declared_types else "")
-            raise PlanError(
-                f"Cross `{cross.name}` uses column `{floats[0]}`, whose type is float; floats cannot be crossed. "
-                f"Bucketize it first (e.g. a column of whole buckets such as floor({floats[0]} * 10) as an int){declare}."
-            )
+def _check_against_input(crosses, schema: pa.Schema, fmt: str, files) -> None:
+    """The core's one check of the crosses against the input's columns
+    (:func:`~beam_cross.core.spec.check_crosses_against`); its refusal as a PlanError, with the command's hint."""
+    try:
+        check_crosses_against(crosses, column_kinds(schema))
+    except CrossSpecError as error:
+        raise PlanError(f"{error}{_hint(error, crosses, schema, fmt, files)}") from None
+
+
+def _hint(error: CrossSpecError, crosses, schema: pa.Schema, fmt: str, files) -> str:
+    feature = error.features[0]
+    if error.problem == NAMED_LIKE_A_COLUMN:
+        cross = next(c for c in crosses if c.name == error.cross)
+        return (f" (`--cross other_name={','.join(cross.features)}:{cross.num_bins}` or `name:` in the config).")
+    if error.problem == MISSING_COLUMN:
+        # JSON keys and tf.Example features outside the schema are rejected row by row, so a run
+        # would reject every row: say so now, and how to declare a key that first appears later.
+        late = "" if not get_format(fmt).typed_values else (
+            f"; the columns are inferred from the first lines of each file: if `{feature}` appears later, declare "
+            f"it (`--schema {feature}:string` or `:int`)")
+        return f" (input file {files[0]}{late})."
+    if error.problem == RAW_FLOAT:
+        declare = (f"; or, if its values are whole numbers, declare it `--schema {feature}:int`"
+                   if get_format(fmt).declared_types else "")
+        return (f" Bucketize it in a `--config` file (`features: [{{transform: bucketize, name: {feature}, "
+                f"boundaries: [...]}}, ...]`) or with `--cross 'bucketize({feature}:B1,B2,...),...:NUM_BINS'`{declare}.")
+    return ""
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -179,7 +185,7 @@ def check_output(output: str, pattern: str, files: list[str]) -> None:
 
 def output_schema(schema: pa.Schema, crosses, feature_types) -> pa.Schema:
     """The schema of the crossed rows, found by crossing an empty batch of ``schema``."""
-    from beam_cross.beam.elements import ElementCrosser
+    from beam_cross.core.elements import ElementCrosser
 
     empty = pa.RecordBatch.from_pylist([], schema=schema)
     crossed, _ = ElementCrosser(crosses, keep_inputs=True, feature_types=feature_types).cross_record_batch(empty)
@@ -201,14 +207,16 @@ def plan_source(args, crosses: list[Cross], notes: list[str]) -> tuple[list[Cros
     if get_format(source.format).typed_values:
         # JSON and tf.Example values carry their own types: a crossed column where some values are
         # floats is crossed as int, and its float values are rejected row by row.
+        # A column bucketized by every cross that uses it keeps its floats.
+        raw = {f for c in crosses for f, t in zip(c.features, c.transforms) if t is None}
         loose = {f: "int_list" if pa.types.is_list(source.schema.field(f).type) else "int"
-                 for f in source.float_columns if f in crossed_features and f not in declared}
+                 for f in source.float_columns if f in raw and f not in declared}
         if loose:
             declared.update(loose)
             notes.append("crossed as int, their float values rejected per row (declare `--schema` to choose): "
                          + ", ".join(sorted(loose)))
             source = source.retyped(declared)
-    _check_crosses_against(crosses, source.schema, source.format, set(source.float_columns), list(source.paths))
+    _check_against_input(crosses, source.schema, source.format, list(source.paths))
     feature_types = {f: t.removesuffix("_list") for f, t in declared.items()
                      if f in crossed_features and t.removesuffix("_list") in ("string", "int")}
     return crosses, source, feature_types

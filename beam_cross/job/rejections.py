@@ -1,5 +1,6 @@
-"""The one record shape of the ``beam-cross`` rejected-rows output, for rows not read and rows not crossed,
-and its writer (JSON Lines).
+"""The ``beam-cross`` rejected-rows output, for rows not read and rows not crossed: each a JSON line,
+the encoding of the core's one rejected-row shape (:meth:`beam_cross.core.elements.Rejected.as_record`),
+and its writer.
 
 A record's ``source`` is its place (``file:line``, ``file:record N``, ``file:row N``) and its
 ``message`` starts with it. A record of a text range past byte 0 is written first with a pending
@@ -16,21 +17,16 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
+from beam_cross.core.elements import Rejected
 from beam_cross.job.formats.base import writing
 
 PENDING = "_pending"
 
 
 def rejection(reason, message, row, *, source=None, feature=None, cross=None, pending=None) -> dict:
-    """The one record shape of the rejected-rows output (JSON-ready)."""
-    record = {
-        "reason": reason,
-        "message": f"{source}: {message}" if source else message,
-        "feature": feature,
-        "cross": cross,
-        "source": source,
-        "row": row,
-    }
+    """The JSON-ready record of a rejected row (the core's :class:`Rejected`, encoded); ``pending``
+    is the place of a row of a text range past byte 0, made ``file:line`` by :func:`placed`."""
+    record = Rejected(row, reason, feature, cross, message, source).as_record()
     if pending is not None:
         record[PENDING] = pending
     return record

@@ -22,15 +22,15 @@ import time
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 import beam_cross
+from beam_cross.beam.counters import ROWS_READ, counted
 from beam_cross.job import commit, formats, report
 from beam_cross.job.errors import JobError, JobFailed, PlanError, RowsLost, TooManyRejected
 from beam_cross.job.flags import build_parser, crosses_of, own_flags
-from beam_cross.job.pipeline import METRICS_NAMESPACE, PROGRESS_SECONDS, RESULTS_NAME, build_pipeline
+from beam_cross.job.pipeline import PROGRESS_SECONDS, RESULTS_NAME, build_pipeline
 from beam_cross.job.plan import Job, check_beam_flags, plan
 from beam_cross.job.readers import check_coverage
 from beam_cross.job.summary import Summary
@@ -53,23 +53,13 @@ def _runner_args(beam_args: list[str]) -> list[str]:
     return args
 
 
-def _counter(result, name):
-    try:
-        found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
-    except Exception:  # DaskRunner reports no metrics (NotImplementedError); the writers' counts still hold
-        return None
-    if not found:
-        return None
-    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found)
-
-
 def _wait(result, runner: str):
     """Waits for the run; logs the runner's counters now and then where it reports them while running."""
     if "dask" in runner.lower():
         result.wait_until_finish()  # DaskRunner's wait_until_finish(duration=...) raises on timeout
         return result
     while not PipelineState.is_terminal(result.state):
-        read = _counter(result, "rows_read")
+        read = counted(result, ROWS_READ)
         if read is not None:
             _log.info("beam-cross: read %s rows so far (all workers)", f"{read:,}")
         result.wait_until_finish(duration=PROGRESS_SECONDS * 1000)
@@ -121,7 +111,7 @@ def run(argv=None) -> Summary:
             raise JobFailed(f"The pipeline failed: {failure_text(error)}. Nothing was committed; the previous output "
                             "is unchanged.") from error
         results = _read_results(job)
-        counters = {n: _counter(result, f"rows_{n}") for n in ("read", "crossed", "rejected")}
+        counters = {n: counted(result, f"rows_{n}") for n in ("read", "crossed", "rejected")}
         try:
             return finish(job, results, counters, argv, started)
         except OSError as error:

@@ -42,15 +42,17 @@ from beam_cross.core.stats import (
     CrossStatsAccumulator,
     check_target,
 )
+from beam_cross.tf.cross_ops import COMPOSITE, as_int64_or_string, as_ragged, crossed_ids
+from beam_cross.tf.transform_ops import transform_ids
 
-__all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats"]
+__all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
 
 _INT64_MAX = 2**63 - 1
-_COMPOSITE = (tf.SparseTensor, tf.RaggedTensor)
+
 
 
 def _check_input(index, value):
-    if not isinstance(value, (tf.Tensor, *_COMPOSITE)):
+    if not isinstance(value, (tf.Tensor, *COMPOSITE)):
         raise TypeError(
             f"`inputs[{index}]` must be a tf.Tensor, tf.SparseTensor or tf.RaggedTensor. "
             f"Received: inputs[{index}] of type {type(value).__name__}"
@@ -73,22 +75,6 @@ def _check_input(index, value):
             f"`inputs[{index}]` must be a SparseTensor / RaggedTensor of rank 2 (batch, values). "
             f"Received: inputs[{index}] with shape={value.shape}"
         )
-
-
-def _as_int64_or_string(value):
-    if value.dtype in (tf.string, tf.int64):
-        return value
-    if value.dtype == tf.uint64:  # keep the 64 bits, as the core and TF's kernel do
-        return tf.nest.map_structure(lambda t: tf.bitcast(t, tf.int64), value, expand_composites=True)
-    return tf.cast(value, tf.int64)  # sign-extends signed ints, zero-extends unsigned ones
-
-
-def _as_ragged(value):
-    if isinstance(value, tf.RaggedTensor):
-        return value
-    if isinstance(value, tf.SparseTensor):
-        return tf.RaggedTensor.from_sparse(value)
-    return tf.RaggedTensor.from_tensor(tf.reshape(value, [-1, 1]))
 
 
 def _record_domain(ids: tf.Tensor, num_bins: int) -> None:
@@ -134,20 +120,9 @@ def hashed_cross(inputs, num_bins, *, hash_key=None, name=None):
     for index, value in enumerate(inputs):
         _check_input(index, value)
     with tf.name_scope(name or "hashed_cross"):
-        values = [_as_int64_or_string(v) for v in inputs]
-        # tf.ragged.cross_hashed keeps the given order for every kind of input (tf.sparse.cross_hashed
-        # would move sparse inputs first), and a (batch, 1) dense input is one value per row.
-        crossed = tf.ragged.cross_hashed([_as_ragged(v) for v in values], num_buckets=num_bins, hash_key=hash_key)
-        if not any(isinstance(v, _COMPOSITE) for v in inputs):
-            # Every row has exactly one id.
-            ids = tf.reshape(crossed.flat_values, tf.shape(inputs[0], out_type=tf.int64))
-            _record_domain(ids, num_bins)
-        elif any(isinstance(v, tf.RaggedTensor) for v in inputs):
-            ids = crossed
-            _record_domain(ids.flat_values, num_bins)
-        else:
-            ids = crossed.to_sparse()
-            _record_domain(ids.values, num_bins)
+        ids = crossed_ids([as_int64_or_string(v) for v in inputs], num_bins, hash_key)
+        _record_domain(ids.flat_values if isinstance(ids, tf.RaggedTensor) else
+                       ids.values if isinstance(ids, tf.SparseTensor) else ids, num_bins)
         return ids
 
 
@@ -155,7 +130,7 @@ def _single_valued(value, default, feature):
     """A feature with at most one value per row, as a dense ``(batch,)`` tensor; empty rows get ``default``."""
     if isinstance(value, tf.Tensor):
         return value
-    ragged = _as_ragged(value)
+    ragged = as_ragged(value)
     lengths = ragged.row_lengths()
     too_many = tf.debugging.assert_less_equal(
         lengths, tf.constant(1, lengths.dtype),
@@ -170,8 +145,12 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
                           target_collision_share=DEFAULT_TARGET_COLLISION_SHARE):
     """A ``preprocessing_fn`` that outputs one id feature per cross, named by ``Cross.name``.
 
+    A cross may transform its features (:class:`beam_cross.Bucketize`, ``Lookup``, ``Identity``,
+    ``Hash``): the graph applies the TF ops of :func:`transform_ids`, so the training output and the
+    served ``transform_fn`` give the ids of :func:`beam_cross.hashed_cross` and of ``CrossFeatures``.
+
     Args:
-        crosses: a list of :class:`beam_cross.Cross` (``output_mode="int"``).
+        crosses: a list of :class:`beam_cross.Cross` (``output_mode="int"``), or of their dicts.
         passthrough: names of input features copied to the output unchanged (e.g. the label).
         defaults: ``{feature: value}`` for features that may be missing: a ``VarLenFeature``
             listed here is made single-valued, its empty rows filled with ``value``. A VarLen
@@ -211,7 +190,11 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
         }
         outputs = {name: inputs[name] for name in passthrough}
         for cross in crosses:
-            columns = [features[f] for f in cross.features]
+            # A transformed feature is crossed by its ids, computed by the same ops as the served graph's.
+            columns = [
+                features[f] if t is None else transform_ids(t, features[f], name=f"{t.kind}_{_safe(f)}")
+                for f, t in zip(cross.features, cross.transforms)
+            ]
             outputs[cross.name] = hashed_cross(columns, cross.num_bins, hash_key=cross.hash_key,
                                              name=f"cross_{_safe(cross.name)}")
             if collision_stats:

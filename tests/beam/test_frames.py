@@ -156,5 +156,5 @@ def test_an_element_that_is_not_a_row_is_named_in_plain_words():
 def test_output_schema_checks_its_arguments():
     with pytest.raises(TypeError, match="`input_schema` must be a pyarrow.Schema. Received: input_schema=1"):
         output_schema(1, CROSSES)
-    with pytest.raises(ValueError, match=r"need features \['tags'\], which the schema does not have"):
+    with pytest.raises(ValueError, match=r"needs features \['tags'\], which the input does not have"):
         output_schema(pa.schema([("country", pa.string()), ("hour", pa.int64())]), CROSSES)

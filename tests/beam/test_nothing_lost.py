@@ -19,9 +19,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from test_transforms import tf_bins
 
 from beam_cross import Cross, FeatureError, hashed_cross
-from beam_cross.beam.elements import ElementCrosser
 from beam_cross.beam.transforms import CrossFeatures
 from beam_cross.core import errors
+from beam_cross.core.elements import ElementCrosser
 
 CROSS = Cross(["country", "hour"], 1000, name="c")
 
@@ -235,7 +235,7 @@ def test_outcomes_do_not_depend_on_the_hash_seed():
     import sys
 
     script = (
-        "from beam_cross import Cross; from beam_cross.beam.elements import ElementCrosser\n"
+        "from beam_cross import Cross; from beam_cross.core.elements import ElementCrosser\n"
         "rows = [{'country': {'fr', 'de', 'us'}, 'hour': 1}, {'country': 'fr', 'hour': 1}]\n"
         "out, rejected = ElementCrosser([Cross(['country', 'hour'], 1000, name='c')]).cross_elements(rows)\n"
         "print(rejected[0].reason, out[1]['c'])\n"

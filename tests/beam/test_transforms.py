@@ -370,7 +370,7 @@ def test_metrics_count_crossed_and_rejected_rows():
     result.wait_until_finish()
     counters = result.metrics().query(MetricsFilter().with_namespace("beam_cross"))["counters"]
     totals = {c.key.metric.name: c.committed for c in counters}
-    assert totals == {"rows_crossed": 9, "rows_rejected_float": 2, "rows_rejected_null": 1}
+    assert totals == {"rows_crossed": 9, "rows_rejected": 3, "rows_rejected_float": 2, "rows_rejected_null": 1}
 
 
 def test_pipeline_parity_with_the_numpy_core():
@@ -390,7 +390,7 @@ def test_pipeline_parity_with_the_numpy_core():
         ({"crosses": Cross(["a", "b"], 3)}, TypeError, "must be a list of `Cross`"),
         ({"crosses": [Cross(["a", "b"], 3), Cross(["a", "b"], 4)]}, ValueError, "unique"),
         ({"crosses": [Cross(["a", "b"], 3, name="a")]}, ValueError, "named like a feature"),
-        ({"crosses": [Cross(["a", "b"], 0, output_mode="one_hot")]}, ValueError, "num_bins` >= 1"),
+        ({"crosses": [{"features": ["a", "b"], "num_bins": 0, "output_mode": "one_hot"}]}, ValueError, "num_bins` >= 1"),
         ({"crosses": CROSSES, "engine": "torch"}, ValueError, "`engine` must be one of"),
         ({"crosses": CROSSES, "keep_inputs": "no"}, TypeError, "`keep_inputs` must be a bool"),
         ({"crosses": CROSSES, "feature_types": {"hour": "float"}}, ValueError, "'string' or 'int'"),
@@ -428,7 +428,7 @@ def test_batch_size_is_deprecated_and_without_effect():
 
 
 def test_rejected_is_the_documented_named_tuple():
-    assert Rejected._fields == ("element", "reason", "feature", "cross", "message")
+    assert Rejected._fields == ("element", "reason", "feature", "cross", "message", "source")
     assert issubclass(FeatureError, ValueError)
 
 
@@ -451,7 +451,7 @@ def _string_layouts():
 def test_a_declared_kind_rejects_strings_in_every_arrow_layout(layout):
     """A string column declared `int` is rejected row by row whatever its Arrow layout (TFXIO gives
     large_list<large_binary>), and declared `string` it is crossed."""
-    from beam_cross.beam.elements import ElementCrosser
+    from beam_cross.core.elements import ElementCrosser
 
     column = _string_layouts()[layout]
     batch = pa.RecordBatch.from_arrays([column, pa.array([1, 2, 3])], names=["country", "hour"])

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from remote_workers import WriteLines, read_lines, ship_by_value
 
 from beam_cross import Cross, FeatureError, hashed_cross
-from beam_cross.beam.elements import ElementCrosser
 from beam_cross.beam.transforms import CrossFeatures
 from beam_cross.core import errors
+from beam_cross.core.elements import ElementCrosser
 
 tf = pytest.importorskip("tensorflow", reason="the oracle is tf.sparse.cross_hashed")
 

@@ -22,13 +22,23 @@ import yaml
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.typehints.row_type import RowTypeConstraint
 
-from beam_cross import Cross, hashed_cross
+import beam_cross
+from beam_cross import Cross, FeatureError, hashed_cross
+from tests.conftest import GOLDEN_DIR
 
 yaml_transform = pytest.importorskip("apache_beam.yaml.yaml_transform", reason="needs apache-beam[yaml]")
 
 from apache_beam.yaml import yaml_provider  # noqa: E402  (after the importorskip above)
 
-from beam_cross.beam.yaml_transforms import YamlCrossFeatures, config_schema, main, provider_path  # noqa: E402
+from beam_cross.beam.yaml_transforms import (  # noqa: E402
+    YamlCrossFeatures,
+    _to_cross,
+    config_schema,
+    feature_schema,
+    main,
+    provider_path,
+)
+from beam_cross.core.transforms import TRANSFORMS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COUNTRIES = ["fr", "us", "de", "日本", "", "x" * 40]
@@ -193,12 +203,15 @@ def test_config_schema_is_typed_and_documented():
     crosses = schema["properties"]["crosses"]
     assert crosses["type"] == "array"
     assert crosses["items"]["properties"] == {
-        "features": {"type": "array", "items": {"type": "string"}},
+        "features": {"type": "array", "minItems": 2, "items": feature_schema(),
+                     "description": "The features, in order: each a field name or a transform of a field."},
         "num_bins": {"type": "integer"},
-        "name": {"type": "string"},
-        "output_mode": {"type": "string", "enum": ["int", "one_hot"]},
-        "hash_key": {"type": "integer"},
+        "name": {"type": ["string", "null"]},
+        "output_mode": {"type": ["string", "null"], "enum": ["int", "one_hot", None]},
+        "hash_key": {"type": ["integer", "null"]},
     }
+    assert feature_schema()["oneOf"][0]["type"] == "string"
+    assert [s["properties"]["transform"]["const"] for s in feature_schema()["oneOf"][1:]] == list(TRANSFORMS)
     assert schema["properties"]["engine"]["enum"] == ["numpy", "tensorflow"]
     assert schema["properties"]["feature_types"]["additionalProperties"] == {"type": "string", "enum": ["string", "int"]}
     assert crosses["items"]["required"] == ["features", "num_bins"]
@@ -250,3 +263,102 @@ def test_null_optional_keys_mean_the_defaults():
     transform = YamlCrossFeatures([{"features": ["a", "b"], "num_bins": 3, "name": None, "output_mode": None,
                                     "hash_key": None}], batch_size=None, engine=None)
     assert transform._cross_features.crosses == (Cross(["a", "b"], 3),)
+
+
+GOLDEN_CROSSES = [c for c in json.loads((GOLDEN_DIR / "transforms.json").read_text())["vectors"]
+                  if "features" in c]
+
+
+def _golden_rows_and_crosses():
+    """The rows of every golden cross case (they share their columns), and each case's cross (named after
+    its id) with the ids TensorFlow / Keras gave it."""
+    columns = {}
+    for case in GOLDEN_CROSSES:
+        for name, column in case["columns"].items():
+            convert = str if column["kind"] == "str" else float if column["kind"].startswith("float") else int
+            values = [convert(v) for v in column["values"]]
+            assert columns.setdefault(name, values) == values, f"golden column {name} differs between cases"
+    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    crosses = {case["id"]: (Cross.from_dict({"features": case["features"], "num_bins": case["num_bins"],
+                                             "name": case["id"]}), [int(row[0]) for row in case["expected"]])
+               for case in GOLDEN_CROSSES}
+    return rows, crosses
+
+
+def _transform_spec(crosses, error_output=None) -> str:
+    """A composite running CrossFeatures over ``crosses`` written as ``Cross.to_dict()`` writes them."""
+    config = {"crosses": [c.to_dict() for c in crosses]}
+    if error_output:
+        config["error_handling"] = {"output": error_output}
+    spec = {"type": "composite", "input": "input",
+            "transforms": [{"type": "CrossFeatures", "name": "Cross", "input": "input", "config": config}],
+            "output": {"good": "Cross", **({"bad": f"Cross.{error_output}"} if error_output else {})}}
+    return yaml.safe_dump(spec, sort_keys=False)
+
+
+def test_crosses_of_transformed_features_give_the_ids_of_tensorflow():
+    rows, crosses = _golden_rows_and_crosses()
+    kinds = {type(t).__name__ for c, _ in crosses.values() for t in c.transforms if t is not None}
+    assert {"Bucketize", "Lookup"} <= kinds
+    spec = _transform_spec([c for c, _ in crosses.values()], error_output="bad")
+    assert "transform: bucketize" in spec and "transform: lookup" in spec  # the features are mappings in the YAML
+    for cross, expected in crosses.values():  # the golden ids are Cross.apply's too
+        assert cross.apply({k: [r[k] for r in rows] for k in rows[0]}).tolist() == expected
+    expected = [(i, *(ids[i] for _, ids in crosses.values())) for i in range(len(rows))]
+    names = list(crosses)
+    with beam.Pipeline("FnApiRunner") as p:
+        out = _yaml_pipeline(spec, p | beam.Create([beam.Row(row_id=i, **r) for i, r in enumerate(rows)]))
+        assert_that(out["good"] | beam.Map(lambda r: (r.row_id, *(getattr(r, n) for n in names))),
+                    equal_to(expected), label="good")
+        assert_that(out["bad"], equal_to([]), label="bad")
+
+
+def test_a_string_into_a_bucketize_goes_to_the_errors_output_with_its_reason():
+    rows, crosses = _golden_rows_and_crosses()
+    cross, expected = crosses["crossed_column_bucketized_x_raw"]
+    bad_ages = {3: "x", 7: "35.2"}  # strings, even one that reads as a number
+    given = [beam.Row(row_id=i, age=bad_ages.get(i, r["age"]), country=r["country"]) for i, r in enumerate(rows)]
+    reasons = {}
+    for i, age in bad_ages.items():
+        with pytest.raises(FeatureError) as caught:
+            cross.apply({"age": [age], "country": [rows[i]["country"]]})
+        reasons[i] = (caught.value.reason, str(caught.value).split(": ", 1)[1].rsplit(" at row ", 1)[0])
+    assert {reason for reason, _ in reasons.values()} == {"wrong_kind"}
+    spec = _transform_spec([cross], error_output="errors")
+    with beam.Pipeline("FnApiRunner") as p:
+        out = _yaml_pipeline(spec, p | beam.Create(given))
+        assert_that(out["good"] | beam.Map(lambda r: (r.row_id, r.crossed_column_bucketized_x_raw)),
+                    equal_to([(i, e) for i, e in enumerate(expected) if i not in bad_ages]), label="good")
+        assert_that(out["bad"] | beam.Map(lambda e: (e.element.row_id, e.element.age, e.msg, e.stack)), equal_to([
+            (i, age, f"Feature `age` of cross `{cross.name}`: {reasons[i][1]}",
+             f"beam_cross.FeatureError(reason={reasons[i][0]!r}, feature='age', cross={cross.name!r})")
+            for i, age in bad_ages.items()]), label="bad")
+
+
+def test_config_schema_takes_the_crosses_cross_to_dict_writes():
+    jsonschema = pytest.importorskip("jsonschema", reason="part of apache-beam[yaml]")
+    _, crosses = _golden_rows_and_crosses()
+    schema = config_schema()
+    every = [Cross([beam_cross.Identity("hour", 24), beam_cross.Hash("city", 10), "country"], 5, hash_key=3)]
+    every += [c for c, _ in crosses.values()]
+    config = {"crosses": [c.to_dict() for c in every]}
+    jsonschema.validate(config, schema)
+    assert [_to_cross(d) for d in config["crosses"]] == every
+    feature = schema["properties"]["crosses"]["items"]["properties"]["features"]
+    assert feature["description"] == "The features, in order: each a field name or a transform of a field."
+    for bad in ({"transform": "bucketize", "name": "age"},                       # no boundaries
+                {"transform": "bucketize", "name": "age", "boundaries": ["a"]},
+                {"transform": "lookup", "name": "country", "vocabulary": ["fr"], "style": "tf"},
+                {"transform": "hash", "name": "city", "num_bins": 0},
+                {"transform": "hash", "name": "city", "num_bins": 3, "salt": 1},  # not a Hash option
+                {"transform": "scale", "name": "x"}, {"name": "x"}, "", 3):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"crosses": [{"features": [bad, "country"], "num_bins": 3}]}, schema)
+
+
+def test_transform_features_given_as_rows_are_read_as_their_mappings():
+    # How a config reaches the constructor through a schema'd payload: Rows all the way down.
+    bucketize = beam_cross.Bucketize("age", [18, 25])
+    config = beam.Row(features=[beam.Row(**bucketize.to_dict()), "country"], num_bins=10, name=None,
+                      output_mode=None, hash_key=None)
+    assert YamlCrossFeatures([config])._cross_features.crosses == (Cross([bucketize, "country"], 10),)

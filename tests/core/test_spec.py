@@ -42,7 +42,7 @@ def test_frozen_and_hashable():
     "cross",
     [
         Cross(["a", "b"], 5),
-        Cross(["a", "b", "c"], 0, name="abc", output_mode="one_hot", hash_key=-(2**63)),
+        Cross(["a", "b", "c"], 1, name="abc", output_mode="one_hot", hash_key=-(2**63)),
         Cross(["x", "y"], 2**63 - 1, hash_key=2**63 - 1),
     ],
 )
@@ -116,8 +116,8 @@ def test_apply_uses_the_cross_order_bins_and_key(golden):
     columns = {"s": keyed["columns"][0]["values"], "i": keyed["columns"][1]["values"]}
     np.testing.assert_array_equal(Cross(["s", "i"], keyed["num_bins"], hash_key=12345).apply(columns), keyed["expected"])
     # one_hot is for the front doors: apply always returns the integer bins.
-    np.testing.assert_array_equal(Cross(["s", "i"], 0, output_mode="one_hot", hash_key=12345).apply(columns),
-                                  keyed["expected"])
+    np.testing.assert_array_equal(Cross(["s", "i"], 7, output_mode="one_hot", hash_key=12345).apply(columns),
+                                  Cross(["s", "i"], 7, hash_key=12345).apply(columns))
 
 
 def test_apply_reversed_order_differs_and_matches_hashed_cross():

@@ -322,6 +322,213 @@ def ragged_cases() -> list[dict]:
     return cases
 
 
+# ---------------------------------------------------------------- transforms before a cross (§10)
+#
+# Each case runs the named Keras layer or feature column on the values and records its ids; a cross
+# case runs crossed_column (ids through get_sparse_tensors) or HashedCrossing over preprocessed
+# features. A column is {"kind": K, "values": ..., "dense": bool}; K is "str", an integer dtype or a
+# float dtype ("float32" / "float64", values as repr strings: "nan", "inf", "-0.0" survive JSON).
+
+FLOAT_EDGES = [-np.inf, 0.1, float(np.nextafter(0.1, 1)), 0.09999999, 1.0, 1.5, 2.0, np.inf, np.nan, -0.0, 0.0,
+               1e39, -1e39, 5e-324, 18.0, 25.0, 35.0, 17.999999, 24.99999999, 1e-45, -1e-44, 1e-40, 1.1754944e-38]
+INT_EDGES = [0, 1, -1, 3, 17, 18, 25, 35, 16777216, 16777217, 16777218, 2**24 + 3, 2**53 + 1, 2**60 + 2**36 + 1,
+             2**60 + 2**36, 2**63 - 1, -(2**63), -(2**60 + 2**36 + 1)]
+
+
+def encode_transform_column(kind, values, dense=True):
+    def one(v):
+        return repr(float(v)) if kind.startswith("float") else (v if kind == "str" else str(int(v)))
+    return {"kind": kind, "dense": dense, "values": [one(v) for v in values] if dense else [[one(v) for v in row] for row in values]}
+
+
+def tensor_of(kind, values, dense=True):
+    """(batch,) dense tensor, or a RaggedTensor of rows."""
+    if not dense:
+        flat = [v for row in values for v in row]
+        splits = np.cumsum([0] + [len(row) for row in values]).astype(np.int64)
+        return tf.RaggedTensor.from_row_splits(tensor_of(kind, flat), splits)
+    if kind == "str":
+        return tf.constant(np.array([v.encode("utf-8") for v in values], dtype=object), tf.string)
+    return tf.constant(np.array(values, dtype=kind))
+
+
+def ids_list(out, dense=True):
+    if isinstance(out, tf.SparseTensor):
+        out = tf.RaggedTensor.from_sparse(out)
+    if isinstance(out, tf.RaggedTensor):
+        return [[str(int(v)) for v in row] for row in out.to_list()]
+    return [str(int(v)) for v in np.asarray(out).reshape(-1)]
+
+
+def transform_case(case_id, transform, column, expected, oracles):
+    return {"id": case_id, "transform": transform, "column": column, "expected": expected, "oracles": oracles}
+
+
+def feature_column_ids(column, features):
+    from tensorflow.python.feature_column import feature_column_v2 as fcv2
+
+    cache = fcv2.FeatureTransformationCache(features)
+    return column.get_sparse_tensors(cache, None).id_tensor
+
+
+def fc_input(kind, values, dense=True):
+    """A feature-column input: dense (batch, 1) or a SparseTensor of rows."""
+    t = tensor_of(kind, values, dense)
+    return tf.reshape(t, [-1, 1]) if dense else t.to_sparse()
+
+
+def sparse_rows(st, n):
+    rows = [[] for _ in range(n)]
+    for (row, _), value in zip(st.indices.numpy(), st.values.numpy()):
+        rows[row].append(str(int(value)))
+    return rows
+
+
+def bucketize_cases(rng):
+    cases = []
+    boundary_sets = {"b0": [0.1, 1.0, 2.0], "ages": [18, 25, 35], "f32_round": [16777217.0, 2**60 + 2**37],
+                     "wide": [-1e30, -1.5, 0.0, 1e-30, 1e30],
+                     "subnormal": [-1e-44, 1e-44, 1.2e-38], "random": sorted(set(rng.normal(0, 10, 12).round(3).tolist()))}
+    random_floats = rng.normal(0, 12, 60).tolist() + rng.uniform(-1e6, 1e6, 20).tolist()
+    for name, boundaries in boundary_sets.items():
+        layer = keras.layers.Discretization(bin_boundaries=boundaries)
+        numeric = tf.feature_column.bucketized_column(tf.feature_column.numeric_column("x"), boundaries)
+        for kind, values in (("float64", FLOAT_EDGES + random_floats), ("float32", FLOAT_EDGES[:13] + FLOAT_EDGES[-4:] + random_floats),
+                             ("int64", INT_EDGES + [int(v) for v in rng.integers(-50, 50, 20)]),
+                             ("int32", [0, 1, -1, 17, 18, 35, 2**31 - 1, -(2**31), 16777217])):
+            with np.errstate(over="ignore"):
+                values = [v for v in values if kind == "float64" or np.isfinite(np.asarray(v, kind).astype(np.float64))]
+            tensor = tensor_of(kind, values)
+            expected = ids_list(layer(tensor))
+            oracles = ["keras.layers.Discretization"]
+            fc_ids = feature_column_ids(numeric, {"x": tf.reshape(tensor, [-1, 1])})
+            assert [row[0] for row in sparse_rows(fc_ids, len(values))] == expected, (name, kind)
+            oracles.append("tf.feature_column.bucketized_column")
+            cases.append(transform_case(f"bucketize_{name}_{kind}", {"transform": "bucketize", "name": "x", "boundaries": [float(b) for b in boundaries]},
+                                        encode_transform_column(kind, values), expected, oracles))
+        rows = [[1.5, 0.1], [], [np.nan, -0.0, 40.0]]
+        cases.append(transform_case(f"bucketize_{name}_ragged", {"transform": "bucketize", "name": "x", "boundaries": [float(b) for b in boundaries]},
+                                    encode_transform_column("float32", rows, dense=False),
+                                    ids_list(layer(tensor_of("float32", rows, dense=False))), ["keras.layers.Discretization (ragged)"]))
+    return cases
+
+
+def lookup_cases(rng):
+    cases = []
+    words = ["fr", "us", "de", "", "é", "日本", "a\x00b", "x" * 70] + [random_text(rng, 6) for _ in range(30)]
+    vocab = list(dict.fromkeys(w for w in words[:20] if w != "[UNK]"))
+    values = words + ["zz", "yy", "xx", "[UNK]", "ww"] + [random_text(rng, 4) for _ in range(40)]
+    int_vocab = [5, 7, 9, 0, 2**40, -(2**40), 123456789]
+    int_values = int_vocab + [4, -1, 100, -7, 2**63 - 1, -(2**63), 8, 6] + [int(v) for v in rng.integers(-20, 20, 30)]
+    for k in (0, 1, 3):
+        in_vocab = [v for v in values if v in vocab] if k == 0 else values
+        layer = keras.layers.StringLookup(vocabulary=vocab, num_oov_indices=k)
+        cases.append(transform_case(f"string_lookup_oov{k}", {"transform": "lookup", "name": "w", "vocabulary": vocab, "num_oov_indices": k, "style": "keras"},
+                                    encode_transform_column("str", in_vocab), ids_list(layer(tensor_of("str", in_vocab))), ["keras.layers.StringLookup"]))
+        in_vocab = [v for v in int_values if v in int_vocab] if k == 0 else int_values
+        layer = keras.layers.IntegerLookup(vocabulary=int_vocab, num_oov_indices=k)
+        cases.append(transform_case(f"integer_lookup_oov{k}", {"transform": "lookup", "name": "n", "vocabulary": int_vocab, "num_oov_indices": k, "style": "keras"},
+                                    encode_transform_column("int64", in_vocab), ids_list(layer(tensor_of("int64", in_vocab))), ["keras.layers.IntegerLookup"]))
+    rows = [["fr", "zz"], [], ["", "us", "qq"]]
+    layer = keras.layers.StringLookup(vocabulary=vocab, num_oov_indices=3)
+    cases.append(transform_case("string_lookup_oov3_ragged", {"transform": "lookup", "name": "w", "vocabulary": vocab, "num_oov_indices": 3, "style": "keras"},
+                                encode_transform_column("str", rows, dense=False), ids_list(layer(tensor_of("str", rows, dense=False))),
+                                ["keras.layers.StringLookup (ragged)"]))
+    # Feature columns: dense inputs (ignore values '' / -1 are dropped: "expected" null) and sparse ones.
+    fc = tf.feature_column
+    for label, options in (("default", {}), ("default7", {"default_value": 7}), ("buckets3", {"num_oov_buckets": 3})):
+        config = {"num_oov_indices": options.get("num_oov_buckets", 0), "style": "feature_column"}
+        if "default_value" in options:
+            config["default_value"] = options["default_value"]
+        for kind, vocabulary, column_values in (("str", vocab, values), ("int64", int_vocab, int_values)):
+            column = fc.categorical_column_with_vocabulary_list("v", vocabulary, **options)
+            name = "string" if kind == "str" else "integer"
+            transform = {"transform": "lookup", "name": "v", "vocabulary": vocabulary, **config}
+            ids = feature_column_ids(column, {"v": fc_input(kind, column_values)})
+            expected = [row[0] if row else None for row in sparse_rows(ids, len(column_values))]
+            cases.append(transform_case(f"vocabulary_list_{name}_{label}_dense", transform, encode_transform_column(kind, column_values),
+                                        expected, ["tf.feature_column.categorical_column_with_vocabulary_list"]))
+            rows = [column_values[i : i + 3] for i in range(0, 30, 3)] + [[], ["" if kind == "str" else -1]]
+            ids = feature_column_ids(column, {"v": fc_input(kind, rows, dense=False)})
+            cases.append(transform_case(f"vocabulary_list_{name}_{label}_sparse", transform, encode_transform_column(kind, rows, dense=False),
+                                        sparse_rows(ids, len(rows)), ["tf.feature_column.categorical_column_with_vocabulary_list (sparse)"]))
+    for default in (0, 3):
+        column = fc.categorical_column_with_identity("i", 10, default_value=default)
+        values = [0, 9, 10, -1, -5, 3, 2**40, -(2**63), 2**63 - 1] + [int(v) for v in rng.integers(-3, 14, 20)]
+        transform = {"transform": "identity", "name": "i", "num_buckets": 10, "default_value": default}
+        ids = feature_column_ids(column, {"i": fc_input("int64", values)})
+        cases.append(transform_case(f"identity_default{default}_dense", transform, encode_transform_column("int64", values),
+                                    [row[0] if row else None for row in sparse_rows(ids, len(values))],
+                                    ["tf.feature_column.categorical_column_with_identity"]))
+        rows = [[0, -1, 12], [], [5, 9, 10]]
+        ids = feature_column_ids(column, {"i": fc_input("int64", rows, dense=False)})
+        cases.append(transform_case(f"identity_default{default}_sparse", transform, encode_transform_column("int64", rows, dense=False),
+                                    sparse_rows(ids, len(rows)), ["tf.feature_column.categorical_column_with_identity (sparse)"]))
+    return cases
+
+
+def hash_cases(rng):
+    cases = []
+    texts = list(TEXTS) + [random_text(rng, 10) for _ in range(40)]
+    ints = [0, 1, -1, 2, 10, 2**31, 2**63 - 1, -(2**63)] + [int(v) for v in rng.integers(-(2**62), 2**62, 30, dtype=np.int64)]
+    for num_bins in (1, 3, 10, 1000, 2**31 - 1):
+        layer = keras.layers.Hashing(num_bins)
+        cases.append(transform_case(f"hash_str_bins{num_bins}", {"transform": "hash", "name": "h", "num_bins": num_bins},
+                                    encode_transform_column("str", texts), ids_list(layer(tensor_of("str", texts))), ["keras.layers.Hashing"]))
+        cases.append(transform_case(f"hash_int64_bins{num_bins}", {"transform": "hash", "name": "h", "num_bins": num_bins},
+                                    encode_transform_column("int64", ints), ids_list(layer(tensor_of("int64", ints))), ["keras.layers.Hashing"]))
+    return cases
+
+
+def crossed_column_cases(rng):
+    """crossed_column over transformed columns, and HashedCrossing over Keras preprocessors (FeatureSpace)."""
+    fc = tf.feature_column
+    cases = []
+    n = 40
+    ages = [17.0, 18.0, 30.0] + rng.uniform(0, 90, n - 3).round(1).tolist()
+    countries = ["fr", "fr", "us"] + [str(rng.choice(["fr", "us", "de", "jp", "é"])) for _ in range(n - 3)]
+    hours = [int(v) for v in rng.integers(0, 30, n)]
+    vocab = ["us", "fr", "de"]
+    specs = [
+        ("bucketized_x_raw", [fc.bucketized_column(fc.numeric_column("age"), [18.0, 25.0]), "country"],
+         [{"transform": "bucketize", "name": "age", "boundaries": [18.0, 25.0]}, "country"], 1000),
+        ("vocabulary_x_identity", [fc.categorical_column_with_vocabulary_list("country", vocab, num_oov_buckets=2),
+                                   fc.categorical_column_with_identity("hour", 24, default_value=0)],
+         [{"transform": "lookup", "name": "country", "vocabulary": vocab, "num_oov_indices": 2, "style": "feature_column"},
+          {"transform": "identity", "name": "hour", "num_buckets": 24, "default_value": 0}], 97),
+        ("identity_x_bucketized_x_vocabulary", [fc.categorical_column_with_identity("hour", 24, default_value=23),
+                                                fc.bucketized_column(fc.numeric_column("age"), [10.0, 20.0, 40.0, 80.0]),
+                                                fc.categorical_column_with_vocabulary_list("country", vocab)],
+         [{"transform": "identity", "name": "hour", "num_buckets": 24, "default_value": 23},
+          {"transform": "bucketize", "name": "age", "boundaries": [10.0, 20.0, 40.0, 80.0]},
+          {"transform": "lookup", "name": "country", "vocabulary": vocab, "style": "feature_column"}], 2**31 - 1),
+    ]
+    raw = {"age": ("float32", ages), "country": ("str", countries), "hour": ("int64", hours)}
+    for case_id, keys, features, num_bins in specs:
+        column = fc.crossed_column(keys, num_bins)
+        inputs = {name: fc_input(kind, values) for name, (kind, values) in raw.items()}
+        ids = feature_column_ids(column, inputs)
+        names = [f if isinstance(f, str) else f["name"] for f in features]
+        cases.append({"id": f"crossed_column_{case_id}", "features": features, "num_bins": num_bins, "tf_name": column.name,
+                      "columns": {nm: encode_transform_column(*raw[nm]) for nm in names},
+                      "expected": sparse_rows(ids, n), "oracles": ["tf.feature_column.crossed_column"]})
+    # FeatureSpace-style: HashedCrossing over Discretization and StringLookup outputs.
+    sexes = [str(rng.choice(["male", "female", "other"])) for _ in range(n)]
+    age_ids = keras.layers.Discretization(bin_boundaries=[18.0, 35.0, 50.0])(tensor_of("float32", ages))
+    sex_ids = keras.layers.StringLookup(vocabulary=["male", "female"])(tensor_of("str", sexes))
+    expected = ids_list(keras.layers.HashedCrossing(32)([age_ids, sex_ids]))
+    cases.append({"id": "feature_space_age_x_sex", "features": [{"transform": "bucketize", "name": "age", "boundaries": [18.0, 35.0, 50.0]},
+                  {"transform": "lookup", "name": "sex", "vocabulary": ["male", "female"], "num_oov_indices": 1, "style": "keras"}],
+                  "num_bins": 32, "columns": {"age": encode_transform_column("float32", ages), "sex": encode_transform_column("str", sexes)},
+                  "expected": [[v] for v in expected], "oracles": ["keras.layers.HashedCrossing over Discretization, StringLookup"]})
+    return cases
+
+
+def transform_vectors() -> list[dict]:
+    rng = np.random.default_rng(10)
+    return bucketize_cases(rng) + lookup_cases(rng) + hash_cases(rng) + crossed_column_cases(rng)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -332,6 +539,7 @@ def provenance(command: str) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        "feature_columns": "tf.feature_column (TF " + tf.__version__ + "), ids through get_sparse_tensors",
         "numpy": np.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -353,6 +561,9 @@ def main() -> None:
     write("fingerprint64.json", fingerprint_vectors(), "tf.fingerprint(method='farmhash64')")
     write("cross_dense.json", dense_cases(), "tf.sparse.cross_hashed; keras.layers.HashedCrossing")
     write("cross_ragged.json", ragged_cases(), "tf.ragged.cross_hashed; tf.sparse.cross_hashed")
+    write("transforms.json", transform_vectors(),
+          "keras.layers.Discretization, StringLookup, IntegerLookup, Hashing, HashedCrossing; tf.feature_column "
+          "bucketized_column, categorical_column_with_vocabulary_list, categorical_column_with_identity, crossed_column")
 
 
 if __name__ == "__main__":

@@ -281,15 +281,21 @@ def test_invalid_json_line_is_rejected(tmp_path):
 @pytest.mark.parametrize(
     "content, arguments, message",
     [
-        ("country,hour\nfr,13\n", ["--cross", "country,minute:10"], "has no column `minute`, needed by cross `country_X_minute`"),
+        ("country,hour\nfr,13\n", ["--cross", "country,minute:10"], "Cross `country_X_minute` needs features ['minute'], which the input does not have"),
         ("", ["--cross", "country,hour:10"], "Every input file is empty"),
         ("country,hour\nfr,13\n", ["--cross", "country:10"], "A cross needs at least two features"),
         ("country,hour\nfr,13\n", ["--cross", "country,hour"], "`--cross` must look like"),
         ("country,hour\nfr,13\n", [], "No cross to compute"),
         ("country,hour\nfr,13\n", ["--cross", "country,hour:10", "--ouput", "x"], "--ouput (did you mean --output?)"),
         ("country,hour\nfr,13\n", ["--corss", "country,hour:10"], "--corss (did you mean --cross?)"),
-        ("country,hour\nfr,13.5\n", ["--cross", "country,hour:10"], "Cross `country_X_hour` uses column `hour`, whose type is float"),
-        ("country,hour\nfr,13\n", ["--cross", "country,hour:10", "--schema", "hour:float"], "Bucketize it first"),
+        ("country,hour\nfr,13.5\n", ["--cross", "country,hour:10"], "Cross `country_X_hour` crosses the float column `hour` as it is; floats are crossed through a `Bucketize` only"),
+        ("country,hour\nfr,13.5\n", ["--cross", "country,hour:10"], "--cross 'bucketize(hour:B1,B2,...),...:NUM_BINS'"),
+        ("age,country\n17.5,fr\n", ["--cross", "bucketize(country:1,2),age:10"],
+         "Cross `country_X_age`: `Bucketize` of column `country` takes ints or floats, but the column holds strings"),
+        ("age,country\n17.5,fr\n", ["--cross", "bucketize(age:a),country:10"], "could not convert string to float: 'a'"),
+        ("age,country\n17.5,fr\n", ["--cross", "bucketize(age:18,country:10"], "`--cross` must look like"),
+        ("age,country\n17.5,fr\n", ["--cross", "lookup(country:fr),age:10"], "must be a column name or one of bucketize"),
+        ("country,hour\nfr,13\n", ["--cross", "country,hour:10", "--schema", "hour:float"], "declare it `--schema hour:int`"),
         ("country,hour,country_X_hour\nfr,13,1\n", ["--cross", "country,hour:10"], "is named like an input column"),
         ("country,hour,country\nfr,13,de\n", ["--cross", "country,hour:10"], "names columns ['country'] more than once"),
         ("country,hour\nfr,13\n", ["--cross", "country,hour:10", "--num_shards", "-1"], "`--num_shards` must be >= 0"),
@@ -308,7 +314,8 @@ def test_a_json_key_seen_in_no_sampled_line_is_refused_with_a_hint(tmp_path, cap
     path = tmp_path / "clicks.jsonl"
     path.write_text('{"country": "fr", "hour": 13}\n')
     assert main(["--input", str(path), "--cross", "country,minute:10", "--output", str(tmp_path / "out")]) == 2
-    assert "has no column `minute`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs features ['minute'], which the input does not have" in err and "(input file" in err and "--schema minute:string" in err
     declared = ["--schema", "minute:int"]
     summary = run(["--input", str(path), "--cross", "country,hour:10", *declared, "--output", str(tmp_path / "out"), "--no_chart"])
     assert (summary.rows_read, summary.rows_crossed, summary.rows_rejected) == (1, 1, 0)

@@ -51,7 +51,7 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("config, message", [
-    ("crosses: [{features: [country, hour], num_bins: 10}\n", "is not valid YAML/JSON"),
+    ("crosses: [{features: [country, hour], num_bins: 10}\n", "is not valid JSON or YAML"),
     ("!!python/object/apply:os.system ['echo hacked']\n", "tags such as !!python/... are not allowed"),
     ('[{"features": ["country", "hour"], "num_bins": -3}]', "`num_bins` must be"),
     ("just a string\n", "must hold a non-empty list of crosses"),

@@ -370,5 +370,5 @@ def test_tft_all_is_its_documented_api_and_resolves():
     import beam_cross.tft
 
     assert sorted(beam_cross.tft.__all__) == [
-        "collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats"]
+        "collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
     assert all(callable(getattr(beam_cross.tft, name)) for name in beam_cross.tft.__all__)

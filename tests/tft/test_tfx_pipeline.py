@@ -1,6 +1,6 @@
 """The TFX pipeline (``pipelines/tfx_pipeline.py``), run for real by ``LocalDagRunner``, and its pushed
-model served on raw tf.Examples: the crossed ids inside the model equal ``beam_cross.hashed_cross``
-on the same rows, for every row of the bundled sample.
+model served on raw tf.Examples: the crossed ids inside the model equal the core's (``Cross.apply``,
+a bucketized hour included) on the same rows, for every row of the bundled sample.
 
 TFX does not install next to the test dependencies (see README, "TFX"), so the pipeline runs in a
 subprocess of the venv that ``.ci/tfx-env`` builds, named by ``BEAM_CROSS_TFX_PYTHON``::
@@ -108,9 +108,13 @@ def test_served_ids_equal_hashed_cross_on_every_row(pipeline_run):
     # What the pipeline crosses: the documented default for a missing optional feature.
     filled = [{**r, **{f: v for f, v in summary["defaults"].items() if r.get(f) is None}} for r in kept]
     expected = {}
-    for c in crosses:
-        ids = beam_cross.hashed_cross({f: [r[f] for r in filled] for f in c.features}, c.num_bins, hash_key=c.hash_key)
+    for c in crosses:  # the core, transforms (the bucketized hour) included
+        ids = c.apply({f: [r[f] for r in filled] for f in c.features})
         expected[c.name] = ids.to_pylist() if hasattr(ids, "to_pylist") else ids.tolist()  # a list per row if multivalent
+    # The bucketized cross is crossed by the hour's bucket: the raw hour would give other ids.
+    (bucketized,) = [c for c in crosses if any(c.transforms)]
+    raw = beam_cross.hashed_cross({f: [r[f] for r in filled] for f in bucketized.features}, bucketized.num_bins)
+    assert expected[bucketized.name] != raw.tolist()
 
     # Row by row: each kept row is served with the expected ids; each rejected row is refused.
     one_by_one = pipeline_run["one_by_one"]

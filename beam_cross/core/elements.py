@@ -1,7 +1,9 @@
-"""Crossing Beam elements: instance dicts, schema'd rows and Arrow RecordBatches.
+"""The one crossing path from elements to bins: instance dicts, schema'd rows and Arrow RecordBatches,
+and the one shape of a row that could not be crossed (:class:`Rejected`).
 
-No Beam pipeline code here (only ``beam.Row`` to build schema'd outputs): the DoFn of
-:mod:`beam_cross.beam.transforms` crosses a dict of plain values with the core's
+No Beam here: every front door that crosses rows goes through an :class:`ElementCrosser` (the Beam
+DoFn of :mod:`beam_cross.beam.transforms`, MLTransform's provider, the command's chunks, the tf.Transform
+job's split). The DoFn crosses a dict of plain values with the core's
 :class:`~beam_cross.core.rows.RowPlan` (:meth:`ElementCrosser.row_plan`), and hands every other element
 (lists, values the value rule rejects, rows, one RecordBatch) to an :class:`ElementCrosser`, getting
 back, per input row, either the crossed element or a :class:`Rejected` record. A batch flows down once:
@@ -26,14 +28,25 @@ from beam_cross.core.batches import MISSING_VALUE, cross_batch, fingerprint_valu
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.rows import RowPlan
 from beam_cross.core.spec import Cross
+from beam_cross.core.transformed_batches import transform_values
 
 
 class Rejected(NamedTuple):
-    """A row that could not be crossed.
+    """A row that could not be crossed (or read): the one rejected-row shape of every front door.
 
     ``element`` is the original element (for a RecordBatch, the row as a dict), ``reason`` one of
     :data:`beam_cross.core.errors.REASONS`, ``feature`` and ``cross`` where the problem was found (None
-    when the element itself is not a row), ``message`` the full error text.
+    when the element itself is not a row), ``message`` the full error text, ``source`` the row's place
+    where it has one (the command's ``file:line``).
+
+    Its encodings: :meth:`as_record` (the command's rejected-rows JSON line) and :meth:`as_error_row`
+    (Beam YAML's error record).
+
+    >>> r = Rejected({"age": "x"}, "unsupported_type", "age", "age_X_country", "feature `age`: ...", "a.csv:3")
+    >>> r.as_record()["message"]
+    'a.csv:3: feature `age`: ...'
+    >>> r.as_error_row()["stack"]
+    "beam_cross.FeatureError(reason='unsupported_type', feature='age', cross='age_X_country')"
     """
 
     element: Any
@@ -41,6 +54,25 @@ class Rejected(NamedTuple):
     feature: str | None
     cross: str | None
     message: str
+    source: str | None = None
+
+    def as_record(self) -> dict:
+        """The JSON-ready record: ``reason``, ``message`` (after the place, if any), ``feature``,
+        ``cross``, ``source`` and ``row``."""
+        return {
+            "reason": self.reason,
+            "message": f"{self.source}: {self.message}" if self.source else self.message,
+            "feature": self.feature,
+            "cross": self.cross,
+            "source": self.source,
+            "row": self.element,
+        }
+
+    def as_error_row(self) -> dict:
+        """Beam YAML's error record: ``element``, ``msg`` and ``stack``. The row was checked, not
+        crashed, so there is no traceback: ``stack`` names the error type and its machine-readable fields."""
+        stack = f"beam_cross.FeatureError(reason={self.reason!r}, feature={self.feature!r}, cross={self.cross!r})"
+        return {"element": self.element, "msg": self.as_record()["message"], "stack": stack}
 
 
 def rejected_from(element, error: FeatureError) -> Rejected:
@@ -67,15 +99,20 @@ class ElementCrosser:
         feature_types: feature name -> ``"string"`` / ``"int"``, the declared kinds.
         raise_errors: raise the first row's error (a FeatureError, or a TypeError for an element
             that is not a row) instead of returning Rejected records.
+        make_row: builds the output of a schema'd row (a ``beam.Row``, NamedTuple) from its dict;
+            None gives the dict.
     """
 
-    def __init__(self, crosses, *, keep_inputs=True, engine=None, feature_types=None, raise_errors=False):
+    def __init__(self, crosses, *, keep_inputs=True, engine=None, feature_types=None, raise_errors=False, make_row=None):
         self.raise_errors = raise_errors
+        self.make_row = make_row
         self.crosses = tuple(crosses)
         self.keep_inputs = keep_inputs
         self.engine = engine
         self.feature_types = dict(feature_types or {})
         self.features = tuple(dict.fromkeys(f for cross in self.crosses for f in cross.features))
+        # What is fingerprinted: each raw feature crossed as it is, and each transform of one.
+        self.inputs = tuple(dict.fromkeys(f for cross in self.crosses for f in cross.inputs))
         self._consumed = set(self.features)
         # Cross names that must not already be a field of an element (the output would overwrite it).
         self._guarded = tuple(c.name for c in self.crosses if keep_inputs or c.name not in self._consumed)
@@ -83,18 +120,21 @@ class ElementCrosser:
     def row_plan(self) -> RowPlan | None:
         """The core's one-row fast path for these crosses (None when a cross is one_hot, whose rows
         the general path checks)."""
-        if any(cross.output_mode != "int" for cross in self.crosses):
-            return None
+        if any(cross.output_mode != "int" or any(cross.transforms) for cross in self.crosses):
+            return None  # one_hot rows and transformed features go through the batch path
         return RowPlan(self.crosses, keep_inputs=self.keep_inputs, feature_types=self.feature_types, guarded=self._guarded)
 
     def _fingerprint(self, get_column, num_rows):
         columns = {}
-        for feature in self.features:
+        for item in self.inputs:
+            feature = item if isinstance(item, str) else item.name
             values = get_column(feature)
-            declared = self.feature_types.get(feature)
-            columns[feature] = (
-                missing_feature(feature, num_rows) if values is None else fingerprint_values(values, feature, declared)
-            )
+            if values is None:
+                columns[item] = missing_feature(feature, num_rows)
+            elif isinstance(item, str):
+                columns[item] = fingerprint_values(values, feature, self.feature_types.get(feature))
+            else:
+                columns[item] = transform_values(values, item)
         return columns
 
     def _clash(self, name, fields) -> FeatureError:
@@ -170,8 +210,8 @@ class ElementCrosser:
         if positions is None and len(kept) == len(rows):
             return crossed_rows, rejected
         for row, out in zip(kept, crossed_rows):
-            if is_row is not None and is_row[row]:
-                out = to_row(out)
+            if is_row is not None and is_row[row] and self.make_row is not None:
+                out = self.make_row(out)
             outputs[row if positions is None else positions[row]] = out
         return outputs, rejected
 
@@ -277,9 +317,3 @@ def _readable_row(batch: pa.RecordBatch, row: int) -> dict:
         except (pa.ArrowException, UnicodeDecodeError):
             continue
     return readable
-
-
-def to_row(mapping: dict):
-    import apache_beam as beam  # only schema'd inputs need it, and they come from Beam
-
-    return beam.Row(**mapping)

@@ -1,0 +1,248 @@
+"""``Lookup``: vocabulary ids, as Keras ``StringLookup`` / ``IntegerLookup`` or ``categorical_column_with_vocabulary_list``.
+
+A string is found by :class:`~beam_cross.core.vocabulary.VocabularyIndex` (exact; its fingerprint also
+gives the hashed OOV id, ``tf.strings.to_hash_bucket_fast(x, k)`` being ``Fingerprint64(x) % k``); an
+integer by value, in the sorted vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from beam_cross.core import errors
+from beam_cross.core.raw_values import INT, STRING
+from beam_cross.core.transform_base import (
+    INT64_MAX,
+    INT64_MIN,
+    Transform,
+    check_count,
+    check_name,
+    decimal_fingerprints,
+)
+from beam_cross.core.vocabulary import VocabularyIndex, apply_rule
+
+STYLES = ("keras", "feature_column")
+_EMPTY_FINGERPRINT = np.uint64(0x9AE16A3B2F90404F)  # Fingerprint64(b"")
+
+
+def _check_vocabulary(vocabulary) -> tuple:
+    try:
+        tokens = tuple(vocabulary)
+    except TypeError:
+        tokens = None
+    if isinstance(vocabulary, (str, bytes)) or not tokens:
+        raise TypeError(f"`vocabulary` must be a non-empty list of strings or of ints. Received: vocabulary={vocabulary!r}")
+    if all(isinstance(t, str) for t in tokens):
+        kind = STRING
+    elif all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)) for t in tokens):
+        kind = INT
+        tokens = tuple(int(t) for t in tokens)
+        if not all(INT64_MIN <= t <= INT64_MAX for t in tokens):
+            raise ValueError(f"`vocabulary` integers must fit in int64. Received: vocabulary={_short_list(tokens)}")
+    else:
+        raise TypeError(f"`vocabulary` must hold only strings or only ints. Received: vocabulary={_short_list(tokens)}")
+    if len(set(tokens)) != len(tokens):
+        seen, repeated = set(), []
+        for t in tokens:
+            if t in seen:
+                repeated.append(t)
+            seen.add(t)
+        raise ValueError(f"`vocabulary` must not repeat a token. Received: repeated tokens {_short_list(repeated)}")
+    return tokens, kind
+
+
+def _short_list(items, limit: int = 8) -> str:
+    items = list(items)
+    return repr(items) if len(items) <= limit else repr(items[:limit])[:-1] + f", ... ({len(items)} in all)]"
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Lookup(Transform):
+    """Vocabulary ids, as Keras ``StringLookup`` / ``IntegerLookup`` or a ``categorical_column_with_vocabulary_list``.
+
+    ``style="keras"`` (``output_mode="int"``, no mask token): the OOV ids come first, then the
+    vocabulary from ``num_oov_indices`` on. Keras reads a string vocabulary through NumPy, which drops
+    each token's trailing NULs (``"a\\x00"`` is looked up as ``"a"``); so does this style
+    (``lookup_tokens``). With ``num_oov_indices=1`` an OOV value is 0; with ``k > 1``
+    a string is ``tf.strings.to_hash_bucket_fast(x, k)`` and an integer ``floormod(x, k)``
+    (``IntegerLookup``'s default ``oov_method="floormod"``); with 0 an OOV value is a FeatureError
+    (reason ``oov``), as the layer fails.
+
+    ``style="feature_column"``: the vocabulary from 0; an OOV value is ``len(vocabulary) + hash % k``
+    with ``num_oov_indices=k`` OOV buckets (``num_oov_buckets``; an integer hashed as its decimal
+    string), else ``default_value`` (-1, which is crossed). Feature columns drop ``''`` / ``-1`` from a
+    single-valued input before the lookup: TF gives that row no cross, beam_cross a FeatureError
+    (reason ``no_id``); in a list they are looked up as any value.
+
+    Args:
+        name: the raw column: strings for a vocabulary of strings, integers for one of ints.
+        vocabulary: the tokens, in id order, unique (strings, or int64 integers).
+        num_oov_indices: the OOV ids (``style="keras"``) or buckets (``"feature_column"``).
+            Defaults to None: 1 for ``"keras"`` (``StringLookup``'s default), 0 for ``"feature_column"``
+            (``num_oov_buckets``' default).
+        style: ``"keras"`` or ``"feature_column"``. Defaults to ``"keras"``.
+        default_value: the id of an OOV value with ``style="feature_column"`` and no OOV bucket.
+            Defaults to None: -1, TF's default.
+
+    >>> Lookup("w", ["a", "b", "c"], num_oov_indices=3)(["a", "zz", "yy", "xx"]).tolist()
+    [3, 1, 1, 2]
+    >>> Lookup("w", ["a", "b", "c"], style="feature_column")(["c", "zz"]).tolist()
+    [2, -1]
+    """
+
+    vocabulary: tuple
+    num_oov_indices: int
+    style: str
+    default_value: int | None
+    _cache: dict = field(default_factory=dict, compare=False)
+    kind: ClassVar[str] = "lookup"
+
+    def __init__(self, name, vocabulary, *, num_oov_indices=None, style="keras", default_value=None):
+        check_name(name)
+        if style not in STYLES:
+            raise ValueError(f"`style` must be one of {STYLES}. Received: style={style!r}")
+        tokens, token_kind = _check_vocabulary(vocabulary)
+        if num_oov_indices is None:
+            num_oov_indices = 1 if style == "keras" else 0
+        num_oov_indices = check_count(num_oov_indices, "num_oov_indices", 0)
+        if style == "keras":
+            if default_value is not None:
+                raise ValueError("`default_value` is for style='feature_column'; Keras lookups give OOV values "
+                                 f"their OOV ids. Received: default_value={default_value!r}")
+            reserved = "[UNK]" if token_kind == STRING else -1
+            if token_kind == STRING:  # Keras reads its vocabulary through NumPy, which drops trailing NULs
+                stripped = [t.rstrip("\x00") for t in tokens]
+                if len(set(stripped)) != len(stripped):
+                    raise ValueError("`vocabulary` must not repeat a token once trailing NULs are dropped (Keras "
+                                     f"reads it through NumPy, which drops them). Received: vocabulary={_short_list(tokens)}")
+            if reserved in (stripped if token_kind == STRING else tokens):
+                raise ValueError(f"`vocabulary` must not hold the OOV token {reserved!r} of Keras lookups. "
+                                 f"Received: vocabulary={_short_list(tokens)}")
+        elif default_value is not None:
+            if num_oov_indices:
+                raise ValueError("`default_value` and OOV buckets (num_oov_indices > 0) exclude each other, as in "
+                                 f"categorical_column_with_vocabulary_list. Received: default_value={default_value!r}, "
+                                 f"num_oov_indices={num_oov_indices}")
+            default_value = check_count(default_value, "default_value", INT64_MIN)
+        elif not num_oov_indices:
+            default_value = -1
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "vocabulary", tokens)
+        set_(self, "num_oov_indices", num_oov_indices)
+        set_(self, "style", style)
+        set_(self, "default_value", default_value)
+        set_(self, "_cache", {"kind": token_kind})
+        keys = tuple(stripped) if style == "keras" and token_kind == STRING else tokens
+        set_(self, "lookup_tokens", keys)
+
+    @property
+    def takes(self):
+        return (self._cache["kind"],)
+
+    def __hash__(self):  # cached: a vocabulary may hold 100,000 tokens
+        cached = self._cache.get("hash")
+        if cached is None:
+            cached = self._cache["hash"] = hash((self.kind, self.name, self.vocabulary, self.num_oov_indices,
+                                                 self.style, self.default_value))
+        return cached
+
+    def __eq__(self, other):
+        return type(other) is Lookup and (self is other or self.to_dict() == other.to_dict())
+
+    def __repr__(self):
+        return (f"Lookup({self.name!r}, {_short_list(self.vocabulary, 5)}, num_oov_indices={self.num_oov_indices}, "
+                f"style={self.style!r}" + (f", default_value={self.default_value}" if self.default_value is not None else "")
+                + ")")
+
+    def __getstate__(self):
+        return {**self.__dict__, "_cache": {"kind": self._cache["kind"]}}
+
+    def to_dict(self) -> dict:
+        config = {"transform": self.kind, "name": self.name, "vocabulary": list(self.vocabulary),
+                  "num_oov_indices": self.num_oov_indices, "style": self.style}
+        if self.default_value is not None:
+            config["default_value"] = self.default_value
+        return config
+
+    def _strings(self) -> VocabularyIndex:
+        index = self._cache.get("strings")
+        if index is None:
+            index = self._cache["strings"] = VocabularyIndex(self.lookup_tokens)
+        return index
+
+    def _int_positions(self, data: np.ndarray) -> np.ndarray:
+        index = self._cache.get("ints")
+        if index is None:
+            keys = np.array(self.vocabulary, np.int64)
+            order = np.argsort(keys, kind="stable")
+            index = self._cache["ints"] = (keys[order], order)
+        keys, order = index
+        at = np.minimum(np.searchsorted(keys, data), len(keys) - 1)
+        return np.where(keys[at] == data, order[at], -1)
+
+    def rule(self) -> tuple[int, int, int, int]:
+        """``(base, oov_base, oov_buckets, fallback)`` of :class:`~beam_cross.core.vocabulary.VocabularyIndex`:
+        a token's position + base; an OOV value's ``oov_base + hash % oov_buckets``, or ``fallback``."""
+        k = self.num_oov_indices
+        if self.style == "keras":
+            return (k, 0, k, -1)  # k = 0: OOV is -1, refused by the caller
+        if k:
+            return (0, len(self.vocabulary), k, 0)
+        return (0, 0, 0, self.default_value)
+
+    def fast_ids(self, values):
+        """The ids of a 1-D (or ``(n, 1)``) object array or list of exact ``str`` / ``bytes``, through the
+        compiled kernel in one pass; None for any other column, or one the general path must refuse."""
+        if self._cache["kind"] != STRING:
+            return None
+        if isinstance(values, np.ndarray):
+            if values.dtype != object or not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+                return None
+            shape, flat = values.shape, values.reshape(-1)
+        elif type(values) is list:
+            shape, flat = (len(values),), np.fromiter(values, object, len(values))
+        else:
+            return None
+        found = self._strings().ids_of_objects(flat, self.rule())
+        if found is None:
+            return None
+        ids, fingerprints = found
+        if self.style == "keras" and self.num_oov_indices == 0 and (ids < 0).any():
+            return None  # an OOV value: refused by the general path, which names it
+        if self.style == "feature_column" and (fingerprints == _EMPTY_FINGERPRINT).any():
+            return None  # maybe '' (dropped by feature columns): the general path checks
+        return ids.reshape(shape)
+
+    def _part_ids(self, part, raw, feature):
+        if self.style == "feature_column":
+            self._dropped(part, raw, feature)
+        if part.kind == STRING:
+            ids = self._strings().ids(part.data, self.rule())
+            oov = ids < 0
+        else:
+            data = self._int64(part, raw, feature)
+            positions = self._int_positions(data)
+            oov = positions < 0
+            ids = self._int_ids(positions, data, feature)
+        if self.style == "keras" and self.num_oov_indices == 0:
+            self._first(part, raw, feature, oov, errors.OOV, errors.DETAILS[errors.OOV])
+        return ids
+
+    def _int_ids(self, positions, data, feature):
+        """Integer ids: Keras ``IntegerLookup`` hashes an OOV int by ``floormod``, feature columns by the
+        ``Fingerprint64`` of its decimal string."""
+        k = self.num_oov_indices
+        rows = np.flatnonzero(positions < 0)
+        if self.style == "keras":
+            ids = positions + k if k else positions.copy()
+            if k > 1 and len(rows):
+                ids[rows] = np.mod(data[rows], k)
+            return ids
+        keys = np.zeros(len(data), np.uint64)
+        if k and len(rows):
+            keys[rows] = decimal_fingerprints(data[rows], feature)
+        return apply_rule(positions, keys, self.rule())
