@@ -26,6 +26,7 @@ errors output instead, with its message.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -75,7 +76,13 @@ def cross_elements(cross: Cross, elements: list) -> list:
     A bad value raises :class:`FeatureError` naming the feature, the cross, the problem and the value;
     an element that is not a row raises ``TypeError``.
     """
-    return ElementCrosser([cross], raise_errors=True, make_row=to_row).cross_elements(list(elements))[0]
+    return _crosser(cross).cross_elements(list(elements))[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _crosser(cross: Cross) -> ElementCrosser:
+    """One crosser per cross, not one per batch (or per row, with exception handling)."""
+    return ElementCrosser([cross], raise_errors=True, make_row=to_row)
 
 
 class CrossColumns(beam.PTransform):

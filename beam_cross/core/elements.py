@@ -56,12 +56,17 @@ class Rejected(NamedTuple):
     message: str
     source: str | None = None
 
+    @property
+    def placed_message(self) -> str:
+        """The message after the row's place, where it has one (``file:line: ...``)."""
+        return f"{self.source}: {self.message}" if self.source else self.message
+
     def as_record(self) -> dict:
-        """The JSON-ready record: ``reason``, ``message`` (after the place, if any), ``feature``,
+        """The JSON-ready record: ``reason``, ``message`` (:attr:`placed_message`), ``feature``,
         ``cross``, ``source`` and ``row``."""
         return {
             "reason": self.reason,
-            "message": f"{self.source}: {self.message}" if self.source else self.message,
+            "message": self.placed_message,
             "feature": self.feature,
             "cross": self.cross,
             "source": self.source,
@@ -72,7 +77,7 @@ class Rejected(NamedTuple):
         """Beam YAML's error record: ``element``, ``msg`` and ``stack``. The row was checked, not
         crashed, so there is no traceback: ``stack`` names the error type and its machine-readable fields."""
         stack = f"beam_cross.FeatureError(reason={self.reason!r}, feature={self.feature!r}, cross={self.cross!r})"
-        return {"element": self.element, "msg": self.as_record()["message"], "stack": stack}
+        return {"element": self.element, "msg": self.placed_message, "stack": stack}
 
 
 def rejected_from(element, error: FeatureError) -> Rejected:
