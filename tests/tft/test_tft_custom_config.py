@@ -66,22 +66,6 @@ def _custom_config():
     return json.loads(json.dumps(config))
 
 
-def _write_examples(rows, path):
-    """The rows as serialized tf.Examples: floats as a ``float_list`` (float32), ints as an ``int64_list``."""
-    with tf.io.TFRecordWriter(path) as writer:
-        for row in rows:
-            features = {}
-            for name, spec in FEATURE_SPEC.items():
-                value = row[name]
-                if spec.dtype == tf.string:
-                    features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-                elif spec.dtype == tf.float32:
-                    features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-                else:
-                    features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Both entry points, each run once by tf.Transform: ``{entry: (training output rows, transform_fn dir)}``."""
@@ -113,7 +97,7 @@ def runs(tmp_path_factory):
     # The TFX module file's preprocessing_fn(inputs, custom_config), on tf.Examples read by TFXIO.
     module = load_module_file()
     work = tmp_path_factory.mktemp("tfx_module")
-    _write_examples(rows, str(work / "examples.tfrecord"))
+    module.write_examples(rows, str(work / "examples.tfrecord"), FEATURE_SPEC)  # floats as a float_list
     with beam.Pipeline("FnApiRunner") as p:
         module.transform_examples(p, str(work / "*.tfrecord"), str(work / "out"), custom_config=config, schema=schema,
                                   temp_dir=str(work / "tmp"))
