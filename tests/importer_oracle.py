@@ -17,7 +17,8 @@ float32 neighbours, integers above 2**24. A feature column drops ``''`` / ``-1``
 so TF gives such a row no id (an empty list here).
 
 Run as a script (``python tests/importer_oracle.py OUT_DIR``), it writes ``oracle.json`` (the
-crosses of both shapes as the importers give them, the rows, TF's and Keras' ids) and
+crosses of both shapes as the importers give them, the rows, TF's and Keras' ids; ``wide_multivalent``:
+the occupation x native_country cross on lists, SparseTensors for TF) and
 ``space.keras`` into OUT_DIR: the tests of the Beam, command and tf.Transform front doors read
 that file, made in a clean process (Keras 3 and tf_keras never meet).
 """
@@ -228,6 +229,8 @@ def write_oracle(out_dir: str) -> Path:
     out = Path(out_dir)
     columns = wide_columns(str(out / "workclass.txt"))
     rows = wide_rows()
+    multivalent = [c for c in columns if getattr(c, "name", "") == "native_country_X_occupation"]
+    m_rows = wide_multivalent_rows()
     space = adapted_feature_space()
     space.save(str(out / "space.keras"))
     loaded = keras.saving.load_model(str(out / "space.keras"))
@@ -235,6 +238,8 @@ def write_oracle(out_dir: str) -> Path:
     document = {
         "wide": {"crosses": [c.to_dict() for c in beam_cross.from_feature_columns(columns)], "rows": rows,
                  "expected": feature_column_ids(columns, rows)},
+        "wide_multivalent": {"crosses": [c.to_dict() for c in beam_cross.from_feature_columns(multivalent)],
+                             "rows": m_rows, "expected": feature_column_ids(multivalent, m_rows)},
         "space": {"crosses": [c.to_dict() for c in beam_cross.from_feature_space(str(out / "space.keras"))],
                   "rows": s_rows, "expected": feature_space_ids(loaded, s_rows)},
     }

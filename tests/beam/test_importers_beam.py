@@ -63,6 +63,19 @@ def test_cross_features_gives_the_ids_of_tf_and_keras(shapes, name):
         assert_that(bad, equal_to(rejected), label="rejected")
 
 
+def test_multivalent_features_give_the_ids_of_sparse_inputs(shapes):
+    """Lists of values (SparseTensors for TF, which drops nothing from them): each row's ids, [] included."""
+    shape = shapes["wide_multivalent"]
+    crosses = [Cross.from_dict(c) for c in shape["crosses"]]
+    (name,) = shape["expected"]
+    rows = [dict(zip(shape["rows"], values), row_id=i) for i, values in enumerate(zip(*shape["rows"].values()))]
+    expected = [json.dumps([i, ids]) for i, ids in enumerate(shape["expected"][name])]
+    assert any(not ids for ids in shape["expected"][name]) and any(len(ids) > 1 for ids in shape["expected"][name])
+    with beam.Pipeline("FnApiRunner") as p:
+        got = p | beam.Create(rows) | CrossFeatures(crosses) | beam.Map(lambda r: json.dumps([r["row_id"], r[name]]))
+        assert_that(got, equal_to(expected))
+
+
 @pytest.mark.slow
 def test_multi_process_direct_runner(shapes):
     crosses, rows, crossed, rejected = _expected(shapes["wide"])

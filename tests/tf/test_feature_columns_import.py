@@ -101,6 +101,18 @@ def test_multivalent_features_give_the_ids_of_sparse_inputs(wide):
     assert any("" in row for row in rows["occupation"])  # a list's '' is looked up, as a SparseTensor's
 
 
+def test_the_serving_layer_gives_the_ids_of_sparse_inputs(wide):
+    columns, _, _ = wide
+    rows = oracle.wide_multivalent_rows()
+    (crossed,) = [c for c in columns if getattr(c, "name", "") == "native_country_X_occupation"]
+    expected = oracle.feature_column_ids([crossed], rows)[crossed.name]
+    layer = CrossingLayer(from_feature_columns([crossed]))
+    for make in (lambda v: tf.ragged.constant(v, tf.string), lambda v: tf.ragged.constant(v, tf.string).to_sparse()):
+        out = layer({name: make(values) for name, values in rows.items()})[crossed.name]
+        out = out if isinstance(out, tf.RaggedTensor) else tf.RaggedTensor.from_sparse(out)
+        assert out.to_list() == expected
+
+
 def test_the_spec_round_trips_and_gives_the_same_ids(wide):
     columns, rows, expected = wide
     crosses = from_feature_columns(columns)

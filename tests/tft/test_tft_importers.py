@@ -41,7 +41,8 @@ def runs(tmp_path_factory):
 
     shapes = oracle.run_oracle(tmp_path_factory.mktemp("oracle"))
     out = {}
-    for name, shape in shapes.items():
+    for name in ("wide", "space"):
+        shape = shapes[name]
         crosses = [Cross.from_dict({**c, "output_mode": "int"}) for c in shape["crosses"]]
         _, expected = oracle.single_valued(shape)
         kept = [i for i, ids in enumerate(expected) if ids is not None]
