@@ -23,6 +23,8 @@ _LAZY = {
     "CrossFeatures": "beam_cross.beam.transforms",
     "CrossingLayer": "beam_cross.tf.crossing_layer",
     "HashedCrossing": "beam_cross.tf.layers",
+    "from_feature_columns": "beam_cross.tf.feature_columns",
+    "from_feature_space": "beam_cross.tf.feature_space",
 }
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "Lookup",
     "all_crosses",
     "feature_column",
+    "from_feature_columns",
+    "from_feature_space",
     "hashed_cross",
 ]
 

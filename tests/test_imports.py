@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("tensorflow", "keras", "tf_keras", "tensorflow_transform", "apache_beam")
 # The public API as README documents it: ``beam_cross.<Name>``. A new export is a decision, not an accident.
 DOCUMENTED_API = {"Bucketize", "Cross", "CrossFeatures", "CrossingLayer", "DEFAULT_HASH_KEY", "FeatureColumn",
-                  "FeatureError", "Hash", "HashedCrossing", "Identity", "Lookup", "all_crosses", "feature_column", "hashed_cross"}
+                  "FeatureError", "Hash", "HashedCrossing", "Identity", "Lookup", "all_crosses", "feature_column",
+                  "from_feature_columns", "from_feature_space", "hashed_cross"}
 LIGHT_MODULES = ("beam_cross", "beam_cross.core.columns", "beam_cross.core.cross", "beam_cross.core.errors", "beam_cross.core.spec",
                  "beam_cross.core.spec_file", "beam_cross.core._fingerprint", "beam_cross.core.transforms", "beam_cross.core.raw_values",
                  "beam_cross.core.lookup", "beam_cross.core.transform_base", "beam_cross.core.generated")
@@ -91,6 +92,8 @@ def test_every_public_name_resolves():
     assert found["CrossingLayer"] == "beam_cross.tf.crossing_layer"
     assert found["hashed_cross"] == "beam_cross.core.cross"
     assert found["Cross"] == "beam_cross.core.spec"
+    assert found["from_feature_columns"] == "beam_cross.tf.feature_columns"
+    assert found["from_feature_space"] == "beam_cross.tf.feature_space"
     assert set(found) == set(run_python("import json, beam_cross; print(json.dumps(beam_cross.__all__))"))
 
 

@@ -1,4 +1,4 @@
-"""README's Python examples run as written, each in a fresh interpreter in an empty directory, and print
+"""README's (and ``docs/*.md``'s) Python examples run as written, each in a fresh interpreter in an empty directory, and print
 exactly the ``text`` block that follows them.
 
 Doctest blocks (``>>>``) are run by pytest's ``--doctest-glob=README.md``. The printed ids are those
@@ -24,20 +24,22 @@ BLOCK = re.compile(r"```python\n(?P<code>.*?)```\n(?:\s*\n)?(?:```text\n(?P<outp
 HEAVY = {"tensorflow": "tensorflow", "keras": "keras", "tensorflow_transform": "tensorflow_transform"}
 
 
-def readme_examples() -> list[tuple[str, str, str | None]]:
-    """``(id, code, expected output or None)`` of each non-doctest python block of README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def readme_examples(name: str = "README.md") -> list[tuple[str, str, str | None]]:
+    """``(id, code, expected output or None)`` of each non-doctest python block of README.md (or ``name``)."""
+    text = (REPO / name).read_text(encoding="utf-8")
     examples = []
     for match in BLOCK.finditer(text):
         code = match.group("code")
         if code.lstrip().startswith(">>>"):
             continue
         line = text.count("\n", 0, match.start()) + 1
-        examples.append((f"README.md:{line}", code, match.group("output")))
+        examples.append((f"{name}:{line}", code, match.group("output")))
     return examples
 
 
 EXAMPLES = readme_examples()
+DOCS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))
+DOC_EXAMPLES = [e for name in DOCS for e in readme_examples(name)]
 
 
 def test_every_example_that_prints_shows_its_output():
@@ -49,7 +51,14 @@ def test_every_example_that_prints_shows_its_output():
             assert output is not None, f"{example_id} prints but the README does not show what"
 
 
-@pytest.mark.parametrize(("code", "output"), [e[1:] for e in EXAMPLES], ids=[e[0] for e in EXAMPLES])
+def test_every_docs_example_prints_what_it_shows():
+    assert DOCS and DOC_EXAMPLES
+    for name in DOCS:
+        assert (REPO / name).read_text(encoding="utf-8").count("```python\n") == sum(e[0].startswith(f"{name}:") for e in DOC_EXAMPLES)
+    assert all(output is not None for _, _, output in DOC_EXAMPLES)  # each shows its output, which is checked
+
+
+@pytest.mark.parametrize(("code", "output"), [e[1:] for e in EXAMPLES + DOC_EXAMPLES], ids=[e[0] for e in EXAMPLES + DOC_EXAMPLES])
 def test_readme_example_runs_as_written(code, output, tmp_path):
     for module in HEAVY:
         if re.search(rf"^\s*(import|from) {module}\b", code, re.M) and importlib.util.find_spec(module) is None:
