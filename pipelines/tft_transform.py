@@ -153,7 +153,7 @@ def build_pipeline(pipeline, job, spec, temp_dir):
         | "Read" >> ReadChunks(job.files, job.input_format, job.schema)
         | "Split" >> beam.ParDo(_SplitChunk(job.crosses, job.feature_types, list(spec)))
     )
-    # Two FlatMaps rather than a multi-output ParDo: Beam 2.77's DaskRunner mis-routes those.
+    # Two FlatMaps rather than a multi-output ParDo: Beam's DaskRunner (2.77, 2.78) mis-routes those.
     valid = tagged | "Valid" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "valid" else [])
     rejected = tagged | "Rejected" >> beam.FlatMap(lambda t: [t[1]] if t[0] == "rejected" else [])
     counters = RowCounters()

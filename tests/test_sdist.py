@@ -62,3 +62,27 @@ def test_manifest_prunes_tests_whatever_the_setuptools_defaults_add():
         if line.strip() and not line.lstrip().startswith("#"):
             files.process_template_line(line)
     assert sorted(files.files) == sorted(package + ["setup.py", "pyproject.toml", "beam_cross/core/_kernel.c"])
+
+
+@pytest.mark.slow
+def test_an_sdist_built_with_the_newest_setuptools_holds_nothing_from_tests(tmp_path):
+    # Not this environment's setuptools: a venv of its own with the newest from PyPI, as an isolated build
+    # (pip, `python -m build`) gets it; newer setuptools add tests/test*.py to an sdist by default.
+    import subprocess
+    import venv
+
+    source = tmp_path / "repo"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "dist", "beam-cross-output"))
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", "setuptools", "wheel"], check=True)
+    version = subprocess.run([python, "-c", "import setuptools; print(setuptools.__version__)"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    subprocess.run([python, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")], cwd=source, check=True,
+                   capture_output=True)
+    (archive,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
+    assert "beam_cross/core/cross.py" in names, (version, names[:20])
+    assert [n for n in names if n.startswith("tests") or "/tests/" in n or "conftest" in n] == [], version

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from beam_cross.core.stats import expected_collision_share
+
 
 def table(header: list[str], rows: list[list[str]], right: list[bool]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
@@ -50,14 +52,19 @@ class Summary:
         lines.append(f"  all {self.rows_read:,} rows accounted for (every planned byte read once; read = crossed + rejected, as counted by the writers)")
         lines.append(f"  manifest  {self.manifest}")
         lines.append(f"  report    {self.report_json}" + (f"\n            {self.report_png}" if self.report_png else ""))
-        header = ["cross", "num_bins", "distinct", "bins used", "collide", "suggested"]
+        # Measured next to expected: a lucky sample can collide less than the formula says; the bins for
+        # the target are the formula's, whatever this sample measured.
+        targets = sorted({s["target_collision_share"] for s in self.stats}) or [0.01]
+        header = ["cross", "num_bins", "distinct", "bins used", "collide", "expected",
+                  f"bins for {targets[0]:.0%}" if len(targets) == 1 else "bins for target"]
         rows = []
         for s in self.stats:
             approx = "" if s.get("exact", True) else "~"
+            expected = expected_collision_share(s["distinct_crosses"], s["num_bins"])
             rows.append([s["cross"], f"{s['num_bins']:,}", f"{approx}{s['distinct_crosses']:,}",
                          f"{approx}{s['bins_used']:,}", f"{approx}{s['collision_share']:.1%}",
-                         f"{approx}{s['suggested_num_bins']:,}"])
-        lines.append(table(header, rows, [False, True, True, True, True, True]))
+                         f"{approx}{expected:.1%}", f"{approx}{s['suggested_num_bins']:,}"])
+        lines.append(table(header, rows, [False, True, True, True, True, True, True]))
         estimated = [s for s in self.stats if not s.get("exact", True)]
         for s in estimated:
             lines.append(f"  ~ {s['cross']}: estimated from a DataSketches HLL sketch, distinct crosses within "
