@@ -7,6 +7,7 @@ integer by value, in the sorted vocabulary.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -58,6 +59,12 @@ def _check_vocabulary(vocabulary) -> tuple:
             seen.add(t)
         raise ValueError(f"`vocabulary` must not repeat a token. Received: repeated tokens {_short_list(repeated)}")
     return tokens, kind
+
+
+# The vocabularies unpickled in this process (see Lookup.__setstate__), the last few.
+_UNPICKLED: dict = {}
+_UNPICKLED_KEPT = 8
+_UNPICKLED_LOCK = threading.Lock()
 
 
 def _is_utf8(text: str) -> bool:
@@ -182,9 +189,21 @@ class Lookup(Transform):
                 "lookup_tokens": packed[1]}
 
     def __setstate__(self, state):
-        vocabulary = unpack_tokens(state["vocabulary"])
-        lookup_tokens = vocabulary if state["lookup_tokens"] is None else unpack_tokens(state["lookup_tokens"])
-        self.__dict__.update({**state, "vocabulary": vocabulary, "lookup_tokens": lookup_tokens})
+        # A worker unpickles a step once per instance (a Dataflow worker: once per thread): equal
+        # lookups share their tokens and their cache (index included) within the process.
+        key = tuple(sorted((k, v) for k, v in state.items() if k != "_cache"))
+        with _UNPICKLED_LOCK:
+            shared = _UNPICKLED.get(key)
+        if shared is None:
+            vocabulary = unpack_tokens(state["vocabulary"])
+            lookup_tokens = vocabulary if state["lookup_tokens"] is None else unpack_tokens(state["lookup_tokens"])
+            shared = (vocabulary, lookup_tokens, {**state["_cache"], "packed": (state["vocabulary"], state["lookup_tokens"])})
+            with _UNPICKLED_LOCK:
+                while len(_UNPICKLED) >= _UNPICKLED_KEPT:
+                    del _UNPICKLED[next(iter(_UNPICKLED))]
+                shared = _UNPICKLED.setdefault(key, shared)
+        vocabulary, lookup_tokens, cache = shared
+        self.__dict__.update({**state, "vocabulary": vocabulary, "lookup_tokens": lookup_tokens, "_cache": cache})
 
     def to_dict(self) -> dict:
         config = {"transform": self.kind, "name": self.name, "vocabulary": list(self.vocabulary),

@@ -145,3 +145,14 @@ def test_a_large_vocabulary_pickles_packed():
     lookup = Lookup("t", tokens)
     assert len(pickle.dumps(lookup)) * 4 < len(pickle.dumps(tuple(tokens)))
     assert pickle.loads(pickle.dumps(lookup)).vocabulary == tuple(tokens)
+
+
+def test_equal_lookups_unpickled_in_one_process_share_their_index_and_others_do_not():
+    import pickle
+
+    tokens = ["fr", "us", "de"]
+    a, b = (pickle.loads(pickle.dumps(Lookup("country", tokens))) for _ in range(2))
+    other = pickle.loads(pickle.dumps(Lookup("land", tokens)))
+    assert a(["us"]).tolist() == b(["us"]).tolist() == other(["us"]).tolist() == [2]
+    assert a._strings() is b._strings() and other._strings() is not a._strings()
+    assert hash(other) == hash(Lookup("land", tokens)) and hash(a) == hash(Lookup("country", tokens))
