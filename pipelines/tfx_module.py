@@ -128,6 +128,8 @@ def write_examples(rows, path, feature_spec=None):
                 if spec.dtype == tf.string:
                     encoded = [v.encode() if isinstance(v, str) else v for v in values]
                     features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
+                elif spec.dtype.is_floating:
+                    features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
                 else:
                     features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
             writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
