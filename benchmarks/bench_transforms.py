@@ -6,7 +6,8 @@
   int column, against the raw cross of the same tokens: target <= 2x.
 
 Each runs from NumPy columns (object arrays of ``str``) and from Arrow arrays. A ``Lookup`` builds the
-index of its vocabulary once (printed apart), on first use; the timings are the best of ``--repeats``.
+index of its vocabulary once (printed apart), on first use; the timings are the best of ``--repeats``,
+the two sides of each ratio run in turn within each repeat (so noise on a shared machine hits both).
 The ids themselves are checked against Keras and TF's feature columns by the tests (golden and property).
 
 Then the same two pairs through ``CrossFeatures`` on pyarrow RecordBatches (plain columns: float64
@@ -15,8 +16,8 @@ the FnApiRunner in this one process: ``--batches`` RecordBatches of ``--batch-ro
 before any pipeline and yielded by ``bench_pipeline.held_source`` (so no run pays for building or
 pickling them), each pipeline ending in a row count that must equal the rows fed. Beside them the
 floor of ``bench_pipeline``: the same pipeline with the cross replaced by the cheapest step of the
-same shape (append one int64 column to each batch). Each pipeline counts with the best of
-``--repeats`` wall times, the pipelines' set-up included (for the ``Lookup``, a worker rebuilds the
+same shape (append one int64 column to each batch), timed again beside each pair. Each pipeline counts with the best of
+``--repeats`` wall times (floor, transformed, raw in turn), the pipelines' set-up included (for the ``Lookup``, a worker rebuilds the
 vocabulary's index, which is not pickled). Printed: seconds, transform/raw against the target, each
 over the floor, and transform/raw net of the floor ((transform - floor) / (raw - floor), what the
 crossing steps themselves cost). Before timing, every measured step's output on the first
@@ -44,19 +45,22 @@ import beam_cross.core
 from beam_cross import Bucketize, Cross, CrossFeatures, Lookup
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_pipeline import _best, _count_rows, _run, held_source  # noqa: E402
+from bench_pipeline import _count_rows, _run, held_source  # noqa: E402
 
 NUM_BINS = 1_000_000
 VOCABULARY_SIZE = 100_000
 BOUNDARIES = [1, 5, 12, 18, 25, 35, 45, 55, 65, 80]
 
 
-def best_time(fn, repeats):
-    best = float("inf")
+def best_times(fns, repeats) -> list:
+    """The best of ``repeats`` wall times of each of ``fns``, run in turn within each repeat (A, B, A,
+    B, ...) so that a noisy neighbour on a shared machine slows both sides of a ratio alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 
@@ -168,21 +172,24 @@ def pipeline_rows(args) -> list:
     checked = check_pipeline_ids(batches[:args.check_batches], [c for _, t, r, _ in cases for c in (t, r)], args.shards)
     print(f"ids of all {2 * len(cases)} crosses equal to Cross.apply on {checked:,} rows")
 
-    def timed(step):
-        return _best(_pipeline(batches, args.shards, step), rows, args.repeats)
+    def timed(*steps):  # in turn within each repeat, so that noise slows every side of a ratio alike
+        builds = [_pipeline(batches, args.shards, step) for step in steps]
+        return best_times([lambda build=build: _run(build, rows) for build in builds], args.repeats)
 
-    floor = timed(lambda: beam.Map(_append_zeros("crossed")))
-    print(f"  {'floor (append one int64 column)':40s} {floor:7.2f} s {rows / floor:12,.0f} rows/s")
-    out = []
+    out, floors = [], []
     for name, transformed, raw, target in cases:
-        ours = timed(lambda cross=transformed: CrossFeatures([cross]))
-        base = timed(lambda cross=raw: CrossFeatures([cross]))
+        floor, ours, base = timed(lambda: beam.Map(_append_zeros("crossed")),
+                                  lambda cross=transformed: CrossFeatures([cross]),
+                                  lambda cross=raw: CrossFeatures([cross]))
+        floors.append(floor)
         net = (ours - floor) / (base - floor) if base > floor else float("nan")
+        print(f"  {'floor (append one int64 column)':40s} {floor:7.2f} s {rows / floor:12,.0f} rows/s")
         print(f"  {name + ' (transformed)':40s} {ours:7.2f} s {rows / ours:12,.0f} rows/s  {ours / floor:5.2f}x floor")
         print(f"  {name + ' (raw)':40s} {base:7.2f} s {rows / base:12,.0f} rows/s  {base / floor:5.2f}x floor")
         sys.stdout.flush()
         out.append(("CrossFeatures", name, f"{ours:.2f} s", f"{base:.2f} s", ours / base, target,
                     f"{ours / floor:.2f}x / {base / floor:.2f}x  net {net:.2f}x"))
+    floor = min(floors)
     out.append(("CrossFeatures", "floor (append one int64 column)", f"{floor:.2f} s", "", None, None, ""))
     return out
 
@@ -228,8 +235,7 @@ def main(argv=None) -> int:
     print("-" * len(header))
     summary = []
     for name, transformed, raw, target in cases:
-        ours = best_time(transformed, args.repeats)
-        base = best_time(raw, args.repeats)
+        ours, base = best_times([transformed, raw], args.repeats)
         ratio = ours / base
         met = "ok" if ratio <= target else "MISSED"
         print(f"{name:40s} {ours / args.rows * 1e9:9.1f} ns/row {base / args.rows * 1e9:9.1f} ns/row "

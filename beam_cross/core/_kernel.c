@@ -819,22 +819,61 @@ static void hash_block(const vocab_t *v, const block_t *b, u64 *fps) {
     }
 }
 
+/* The id of the n bytes at s, of fingerprint fp. The first entry of its chain is tried before the walk:
+ * nine values in ten end there (the table is at most a quarter full). */
+static inline int64_t probe_one(const vocab_t *v, const unsigned char *s, size_t n, u64 fp) {
+    u64 w0, w1;
+    prefix_words(s, n, &w0, &w1);
+    for (u64 k = fp & v->mask;; k = (k + 1) & v->mask) {
+        const u64 *e = v->table + 4 * k;
+        if (e[1] == EMPTY_ENTRY) break;
+        if (e[0] == fp && entry_is(v, e, s, n, w0, w1)) return (int64_t)(e[1] >> 32) + v->base;
+    }
+    if (v->oov_buckets) return v->oov_base + (int64_t)(fp % v->oov_buckets);
+    return v->fallback;
+}
+
 /* The ids of a block whose fingerprints are known. */
 static void probe_block(const vocab_t *v, const block_t *b, const u64 *fps, int64_t *ids) {
-    for (Py_ssize_t j = 0; j < b->m; j++) {
-        u64 fp = fps[j], w0, w1;
-        prefix_words(b->s[j], b->n[j], &w0, &w1);
-        int64_t found = -1;
-        for (u64 k = fp & v->mask;; k = (k + 1) & v->mask) {
-            const u64 *e = v->table + 4 * k;
-            if (e[1] == EMPTY_ENTRY) break;
-            if (e[0] == fp && entry_is(v, e, b->s[j], b->n[j], w0, w1)) { found = (int64_t)(e[1] >> 32); break; }
-        }
-        if (found >= 0) ids[j] = found + v->base;
-        else if (v->oov_buckets) ids[j] = v->oov_base + (int64_t)(fp % v->oov_buckets);
-        else ids[j] = v->fallback;
-    }
+    for (Py_ssize_t j = 0; j < b->m; j++) ids[j] = probe_one(v, b->s[j], b->n[j], fps[j]);
 }
+
+/* Strings in Arrow layout (offsets of type T, checked by the caller), looked up a block at a time:
+ * block b + 1 hashed (its entries prefetched) before block b is probed, without gathering the values. */
+#define LOOKUP_OFFSETS(NAME, T)                                                                          \
+    static void NAME(const vocab_t *v, const T *off, const unsigned char *data, Py_ssize_t count,       \
+                     u64 *fps, int64_t *ids) {                                                           \
+        u64 scratch[2][LOOKUP_BLOCK];                                                                    \
+        int cur = 0;                                                                                     \
+        for (Py_ssize_t i0 = 0; i0 < count; i0 += LOOKUP_BLOCK) {                                        \
+            Py_ssize_t m = count - i0 < LOOKUP_BLOCK ? count - i0 : LOOKUP_BLOCK;                        \
+            u64 *h = scratch[cur];                                                                       \
+            for (Py_ssize_t j = 0; j < m; j++) {                                                         \
+                const T *o = off + i0 + j;                                                               \
+                h[j] = fingerprint64(data + o[0], (size_t)(o[1] - o[0]));                                \
+                prefetch(v->table + 4 * (h[j] & v->mask));                                               \
+            }                                                                                            \
+            if (i0 > 0) {                                                                                \
+                Py_ssize_t p0 = i0 - LOOKUP_BLOCK;                                                       \
+                const u64 *g = scratch[cur ^ 1];                                                         \
+                for (Py_ssize_t j = 0; j < LOOKUP_BLOCK; j++) {                                          \
+                    const T *o = off + p0 + j;                                                           \
+                    ids[p0 + j] = probe_one(v, data + o[0], (size_t)(o[1] - o[0]), g[j]);                \
+                }                                                                                        \
+                if (fps) memcpy(fps + p0, g, LOOKUP_BLOCK * sizeof(u64));                                \
+            }                                                                                            \
+            if (i0 + m == count) {                                                                       \
+                for (Py_ssize_t j = 0; j < m; j++) {                                                     \
+                    const T *o = off + i0 + j;                                                           \
+                    ids[i0 + j] = probe_one(v, data + o[0], (size_t)(o[1] - o[0]), h[j]);                \
+                }                                                                                        \
+                if (fps) memcpy(fps + i0, h, (size_t)m * sizeof(u64));                                   \
+            }                                                                                            \
+            cur ^= 1;                                                                                    \
+        }                                                                                                \
+    }
+LOOKUP_OFFSETS(lookup_offsets32, int32_t)
+LOOKUP_OFFSETS(lookup_offsets64, int64_t)
 
 /* Looks a column up a block at a time, software-pipelined: block b + 1 is gathered and hashed (its
  * entries prefetched) before block b is probed, so each entry has a whole block's time to arrive.
@@ -907,20 +946,6 @@ typedef struct {
     Py_ssize_t bad;  /* the first string whose offsets decrease or leave the data, or -1 */
 } buffers_ctx;
 
-static int fill_from_buffers(void *context, block_t *b) {
-    buffers_ctx *c = (buffers_ctx *)context;
-    for (Py_ssize_t j = 0; j < b->m; j++) {
-        Py_ssize_t i = b->i0 + j;
-        long long lo, hi;
-        if (c->width == 4) { int32_t o[2]; memcpy(o, c->offsets + 4 * i, 8); lo = o[0]; hi = o[1]; }
-        else { int64_t o[2]; memcpy(o, c->offsets + 8 * i, 16); lo = o[0]; hi = o[1]; }
-        if (lo < 0 || hi < lo || hi > c->size) { c->bad = i; return -1; }
-        b->s[j] = c->data + lo;
-        b->n[j] = (size_t)(hi - lo);
-    }
-    return 0;
-}
-
 /* lookup_buffers(offsets, width, data, table, mask, vocab_offsets, vocab_data, rule, out_ids, out_fps):
  * for string i = data[offsets[i]:offsets[i+1]] (offsets of `width` bytes), its id under
  * rule = (base, oov_base, oov_buckets, fallback) and its Fingerprint64 (out_fps may be None: ids only). Raises ValueError on offsets
@@ -951,7 +976,17 @@ static PyObject *k_lookup_buffers(PyObject *self, PyObject *args) {
     }
     buffers_ctx ctx = {(const unsigned char *)off.buf, width, (const unsigned char *)data.buf, (long long)data.len, -1};
     Py_BEGIN_ALLOW_THREADS
-    lookup_column(&v, count, fill_from_buffers, &ctx, want_fps ? (u64 *)fps.buf : NULL, (int64_t *)pos.buf);
+    /* The offsets first: non-decreasing, inside the data. */
+    for (Py_ssize_t i = 0; i < count && ctx.bad < 0; i++) {
+        long long lo, hi;
+        if (width == 4) { int32_t o[2]; memcpy(o, ctx.offsets + 4 * i, 8); lo = o[0]; hi = o[1]; }
+        else { int64_t o[2]; memcpy(o, ctx.offsets + 8 * i, 16); lo = o[0]; hi = o[1]; }
+        if (lo < 0 || hi < lo || hi > ctx.size) ctx.bad = i;
+    }
+    if (ctx.bad < 0) {
+        if (width == 4) lookup_offsets32(&v, (const int32_t *)off.buf, ctx.data, count, want_fps ? (u64 *)fps.buf : NULL, (int64_t *)pos.buf);
+        else lookup_offsets64(&v, (const int64_t *)off.buf, ctx.data, count, want_fps ? (u64 *)fps.buf : NULL, (int64_t *)pos.buf);
+    }
     Py_END_ALLOW_THREADS
     Py_ssize_t bad = ctx.bad;
     release_vocab(&w);
@@ -1020,6 +1055,48 @@ static PyObject *k_lookup_objects(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(bad);
 }
 
+/* build_vocab_table(fps, offsets, data, table, mask): the index of lookup_buffers for the tokens
+ * data[offsets[p]:offsets[p+1]] (int64 offsets, each shorter than 4 GiB: the caller checks) of
+ * fingerprints fps, inserted in position order into table (mask + 1 entries of 4 words), each at the
+ * first empty entry of its chain from fps[p] & mask. The caller sizes the table so that it has room. */
+static PyObject *k_build_vocab_table(PyObject *self, PyObject *args) {
+    PyObject *o_fps, *o_off, *o_data, *o_table;
+    unsigned long long mask;
+    if (!PyArg_ParseTuple(args, "OOOOK", &o_fps, &o_off, &o_data, &o_table, &mask)) return NULL;
+    Py_buffer fps, off, data, table;
+    if (get_in(o_fps, &fps) < 0) return NULL;
+    if (get_in(o_off, &off) < 0) { PyBuffer_Release(&fps); return NULL; }
+    if (get_in(o_data, &data) < 0) { PyBuffer_Release(&fps); PyBuffer_Release(&off); return NULL; }
+    Py_ssize_t count = fps.len / 8;
+    if (get_out(o_table, &table, 4 * ((Py_ssize_t)mask + 1)) < 0) {
+        PyBuffer_Release(&fps); PyBuffer_Release(&off); PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (off.len < (count + 1) * 8 || (unsigned long long)count > mask) {
+        PyBuffer_Release(&fps); PyBuffer_Release(&off); PyBuffer_Release(&data); PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "the offsets must hold one more entry than the fingerprints, the table more entries");
+        return NULL;
+    }
+    const u64 *fp = (const u64 *)fps.buf;
+    const int64_t *o = (const int64_t *)off.buf;
+    const unsigned char *d = (const unsigned char *)data.buf;
+    u64 *t = (u64 *)table.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (u64 k = 0; k <= mask; k++) { t[4 * k] = 0; t[4 * k + 1] = EMPTY_ENTRY; t[4 * k + 2] = 0; t[4 * k + 3] = 0; }
+    for (Py_ssize_t p = 0; p < count; p++) {
+        u64 k = fp[p] & mask;
+        while (t[4 * k + 1] != EMPTY_ENTRY) k = (k + 1) & mask;
+        u64 *e = t + 4 * k;
+        size_t n = (size_t)(o[p + 1] - o[p]);
+        e[0] = fp[p];
+        e[1] = ((u64)p << 32) | (u64)n;
+        prefix_words(d + o[p], n, &e[2], &e[3]);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&fps); PyBuffer_Release(&off); PyBuffer_Release(&data); PyBuffer_Release(&table);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"fingerprint64", k_fingerprint64, METH_O, "Fingerprint64 of bytes-like data or of a str's UTF-8."},
     {"fingerprint_buffers", k_fingerprint_buffers, METH_VARARGS, "Fingerprint64 of strings in Arrow layout."},
@@ -1031,6 +1108,7 @@ static PyMethodDef methods[] = {
     {"cross_mapping", k_cross_mapping, METH_VARARGS, "One dict crossed by a plan, or None."},
     {"bucketize", k_bucketize, METH_VARARGS, "Bucket indices of float32 values (TF's Bucketize, denormals flushed)."},
     {"lookup_buffers", k_lookup_buffers, METH_VARARGS, "Vocabulary ids and fingerprints of strings in Arrow layout."},
+    {"build_vocab_table", k_build_vocab_table, METH_VARARGS, "The open-addressing index of a vocabulary."},
     {"lookup_objects", k_lookup_objects, METH_VARARGS, "Vocabulary ids and fingerprints of exact str / bytes."},
     {NULL, NULL, 0, NULL},
 };

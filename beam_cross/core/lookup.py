@@ -7,6 +7,7 @@ integer by value, in the sorted vocabulary.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,7 +23,7 @@ from beam_cross.core.transform_base import (
     check_name,
     decimal_fingerprints,
 )
-from beam_cross.core.vocabulary import VocabularyIndex, apply_rule
+from beam_cross.core.vocabulary import VocabularyIndex, apply_rule, pack_tokens, unpack_tokens
 
 STYLES = ("keras", "feature_column")
 _EMPTY_FINGERPRINT = np.uint64(0x9AE16A3B2F90404F)  # Fingerprint64(b"")
@@ -37,6 +38,12 @@ def _check_vocabulary(vocabulary) -> tuple:
         raise TypeError(f"`vocabulary` must be a non-empty list of strings or of ints. Received: vocabulary={vocabulary!r}")
     if all(isinstance(t, str) for t in tokens):
         kind = STRING
+        try:  # one pass: a vocabulary may hold 100,000 tokens
+            "".join(tokens).encode("utf-8")
+        except UnicodeEncodeError:
+            bad = next(t for t in tokens if not _is_utf8(t))
+            raise ValueError("`vocabulary` tokens must be valid Unicode: a lone surrogate has no UTF-8 bytes to "
+                             f"look up. Received: token {bad!r}") from None
     elif all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)) for t in tokens):
         kind = INT
         tokens = tuple(int(t) for t in tokens)
@@ -52,6 +59,20 @@ def _check_vocabulary(vocabulary) -> tuple:
             seen.add(t)
         raise ValueError(f"`vocabulary` must not repeat a token. Received: repeated tokens {_short_list(repeated)}")
     return tokens, kind
+
+
+# The vocabularies unpickled in this process (see Lookup.__setstate__), the last few.
+_UNPICKLED: dict = {}
+_UNPICKLED_KEPT = 8
+_UNPICKLED_LOCK = threading.Lock()
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _short_list(items, limit: int = 8) -> str:
@@ -158,8 +179,31 @@ class Lookup(Transform):
                 f"style={self.style!r}" + (f", default_value={self.default_value}" if self.default_value is not None else "")
                 + ")")
 
-    def __getstate__(self):
-        return {**self.__dict__, "_cache": {"kind": self._cache["kind"]}}
+    def __getstate__(self):  # the vocabulary packed once (vocabulary.pack_tokens), however often it is pickled
+        packed = self._cache.get("packed")
+        if packed is None:
+            same = self.lookup_tokens == self.vocabulary
+            packed = self._cache["packed"] = (pack_tokens(self.vocabulary),
+                                              None if same else pack_tokens(self.lookup_tokens))
+        return {**self.__dict__, "_cache": {"kind": self._cache["kind"]}, "vocabulary": packed[0],
+                "lookup_tokens": packed[1]}
+
+    def __setstate__(self, state):
+        # A worker unpickles a step once per instance (a Dataflow worker: once per thread): equal
+        # lookups share their tokens and their cache (index included) within the process.
+        key = tuple(sorted((k, v) for k, v in state.items() if k != "_cache"))
+        with _UNPICKLED_LOCK:
+            shared = _UNPICKLED.get(key)
+        if shared is None:
+            vocabulary = unpack_tokens(state["vocabulary"])
+            lookup_tokens = vocabulary if state["lookup_tokens"] is None else unpack_tokens(state["lookup_tokens"])
+            shared = (vocabulary, lookup_tokens, {**state["_cache"], "packed": (state["vocabulary"], state["lookup_tokens"])})
+            with _UNPICKLED_LOCK:
+                while len(_UNPICKLED) >= _UNPICKLED_KEPT:
+                    del _UNPICKLED[next(iter(_UNPICKLED))]
+                shared = _UNPICKLED.setdefault(key, shared)
+        vocabulary, lookup_tokens, cache = shared
+        self.__dict__.update({**state, "vocabulary": vocabulary, "lookup_tokens": lookup_tokens, "_cache": cache})
 
     def to_dict(self) -> dict:
         config = {"transform": self.kind, "name": self.name, "vocabulary": list(self.vocabulary),
@@ -221,15 +265,13 @@ class Lookup(Transform):
         if self.style == "feature_column":
             self._dropped(part, raw, feature)
         if part.kind == STRING:
-            ids = self._strings().ids(part.data, self.rule())
-            oov = ids < 0
+            ids = positions = self._strings().ids(part.data, self.rule())
         else:
             data = self._int64(part, raw, feature)
             positions = self._int_positions(data)
-            oov = positions < 0
             ids = self._int_ids(positions, data, feature)
-        if self.style == "keras" and self.num_oov_indices == 0:
-            self._first(part, raw, feature, oov, errors.OOV, errors.DETAILS[errors.OOV])
+        if self.style == "keras" and self.num_oov_indices == 0:  # OOV is -1 in both, and refused
+            self._first(part, raw, feature, positions < 0, errors.OOV, errors.DETAILS[errors.OOV])
         return ids
 
     def _int_ids(self, positions, data, feature):

@@ -100,3 +100,59 @@ def test_bucketize_kernel_equals_numpy_searchsorted():
         np.testing.assert_array_equal(transform(values), want)
         np.testing.assert_array_equal(transform(values.astype(np.float32)), want)
         np.testing.assert_array_equal(transform(pa.array(values)), want)
+
+
+def test_a_table_past_a_huge_page_gives_the_same_ids():
+    # 20,000 tokens: a 4 MiB table, in memory aligned for huge pages; built by the kernel or by NumPy.
+    tokens = [f"t{i:05d}" for i in range(20_000)]
+    index = VocabularyIndex(tokens)
+    entries, mask = index.table
+    assert entries.shape == (mask + 1, 4) and entries.nbytes >= 2 << 20
+    values = [t.encode() for t in tokens[::7]] + [b"t", b"t99999", b"", b"t00000\x00"]
+    rule = (3, 0, 3, -1)
+    ids = index.ids(pa.array(values, pa.binary()), rule)
+    assert ids.tolist() == _expected(tokens, values, rule)
+
+
+def test_a_vocabulary_token_that_has_no_utf8_bytes_is_refused_when_the_lookup_is_made():
+    with pytest.raises(ValueError, match=r"lone surrogate .*Received: token '\\ud800'"):
+        Lookup("country", ["fr", "\ud800"])
+
+
+@pytest.mark.parametrize("lookup", [
+    Lookup("t", ["a\x00", "b", "", "日本", "x" * 40], num_oov_indices=2),
+    Lookup("t", [3, -2, 2**63 - 1, -(2**63)]),
+    Lookup("t", ["a", "b"], style="feature_column", default_value=7),
+    Lookup("t", ["a", "b"], style="feature_column", num_oov_indices=3),
+], ids=["keras-strings", "keras-ints", "feature-column-default", "feature-column-buckets"])
+def test_a_lookup_pickles_to_its_equal_with_the_same_ids(lookup):
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(lookup))
+    values = ["a", "zz", "日本", "b", "a\x00"] if isinstance(lookup.vocabulary[0], str) else [3, 5, -2, 0]
+    if lookup.style == "keras":
+        values.append("" if isinstance(values[0], str) else -(2**63))  # feature columns drop '' before a lookup
+    assert copy == lookup and hash(copy) == hash(lookup)
+    assert (copy.vocabulary, copy.lookup_tokens) == (lookup.vocabulary, lookup.lookup_tokens)
+    assert copy(values).tolist() == Lookup(**{k: v for k, v in lookup.to_dict().items() if k != "transform"})(values).tolist()
+
+
+def test_a_large_vocabulary_pickles_packed():
+    # Beam bz2-compresses a step's pickle several times per pipeline: the packed vocabulary is what it compresses.
+    import pickle
+
+    tokens = [f"token_{i:06d}" for i in range(100_000)]
+    lookup = Lookup("t", tokens)
+    assert len(pickle.dumps(lookup)) * 4 < len(pickle.dumps(tuple(tokens)))
+    assert pickle.loads(pickle.dumps(lookup)).vocabulary == tuple(tokens)
+
+
+def test_equal_lookups_unpickled_in_one_process_share_their_index_and_others_do_not():
+    import pickle
+
+    tokens = ["fr", "us", "de"]
+    a, b = (pickle.loads(pickle.dumps(Lookup("country", tokens))) for _ in range(2))
+    other = pickle.loads(pickle.dumps(Lookup("land", tokens)))
+    assert a(["us"]).tolist() == b(["us"]).tolist() == other(["us"]).tolist() == [2]
+    assert a._strings() is b._strings() and other._strings() is not a._strings()
+    assert hash(other) == hash(Lookup("land", tokens)) and hash(a) == hash(Lookup("country", tokens))
