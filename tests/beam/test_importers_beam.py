@@ -1,5 +1,5 @@
 """``CrossFeatures`` over the crosses ``from_feature_columns`` and ``from_feature_space`` import: on the
-FnApiRunner and on the DirectRunner in multi-process mode, every row gets the ids TF's feature
+FnApiRunner, on the DirectRunner in multi-process mode and on the DaskRunner, every row gets the ids TF's feature
 columns / Keras' FeatureSpace give it (``tests/importer_oracle.py``, run in a clean child process),
 and a row a feature column leaves without an id (a dropped ``''`` / ``-1``) is rejected with reason
 ``no_id`` on the feature that dropped it. The workers import no TensorFlow: the crosses are plain
@@ -84,3 +84,40 @@ def test_multi_process_direct_runner(shapes):
         got, bad = _build(p, crosses, rows)
         assert_that(got, equal_to(crossed), label="crossed")
         assert_that(bad, equal_to(rejected), label="rejected")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["wide", "space"])
+def test_dask_runner(shapes, dask_cluster, tmp_path, name):
+    from apache_beam.runners.dask.dask_runner import DaskRunner
+    from remote_workers import WriteLines, read_lines, ship_by_value
+
+    ship_by_value(__name__)
+    crosses, rows, crossed, rejected = _expected(shapes[name])
+    options = PipelineOptions([f"--dask_client_address={dask_cluster.scheduler_address}", "--dask_partition_size=40"])
+    p = beam.Pipeline(runner=DaskRunner(), options=options)
+    good, bad = _build(p, crosses, rows)
+    # One straight line into one writer: the DaskRunner computes only a pipeline's last step.
+    _ = ((good | "tag crossed" >> beam.Map(lambda line: ("crossed", line)),
+          bad | "tag rejected" >> beam.Map(lambda r: ("rejected", json.dumps(list(r)))))
+         | beam.Flatten() | "write" >> beam.ParDo(WriteLines(tmp_path)))
+    result = p.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        result.client.close()
+    written = {"crossed": [], "rejected": []}
+    for kind, value in read_lines(tmp_path):
+        written[kind].append(value)
+    expected = {"crossed": sorted(crossed), "rejected": sorted(json.dumps(list(r)) for r in rejected)}
+    # Counted first, so that a lost or duplicated row is reported as such: rows in = crossed + rejected.
+    assert {k: len(v) for k, v in written.items()} == {k: len(v) for k, v in expected.items()}
+    assert len(written["crossed"]) + len(written["rejected"]) == len(rows)
+    assert {k: sorted(v) for k, v in written.items()} == expected
