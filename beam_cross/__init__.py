@@ -13,6 +13,7 @@ from beam_cross.core.columns import FeatureColumn, feature_column
 from beam_cross.core.cross import DEFAULT_HASH_KEY, hashed_cross
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.generated import all_crosses
+from beam_cross.core.learning import learned
 from beam_cross.core.spec import Cross
 from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup
 
@@ -23,6 +24,7 @@ _LAZY = {
     "CrossFeatures": "beam_cross.beam.transforms",
     "CrossingLayer": "beam_cross.tf.crossing_layer",
     "HashedCrossing": "beam_cross.tf.layers",
+    "LearnCrosses": "beam_cross.beam.learn",
 }
 
 __all__ = [
@@ -36,10 +38,12 @@ __all__ = [
     "Hash",
     "HashedCrossing",
     "Identity",
+    "LearnCrosses",
     "Lookup",
     "all_crosses",
     "feature_column",
     "hashed_cross",
+    "learned",
 ]
 
 
