@@ -21,7 +21,7 @@ DOCUMENTED_API = {"Bucketize", "Cross", "CrossFeatures", "CrossingLayer", "DEFAU
 LIGHT_MODULES = ("beam_cross", "beam_cross.core.columns", "beam_cross.core.cross", "beam_cross.core.errors", "beam_cross.core.spec",
                  "beam_cross.core.spec_file", "beam_cross.core._fingerprint", "beam_cross.core.transforms", "beam_cross.core.raw_values",
                  "beam_cross.core.lookup", "beam_cross.core.transform_base", "beam_cross.core.generated",
-                 "beam_cross.core.learning")
+                 "beam_cross.core.learning", "beam_cross.core.quantiles")
 
 
 def clean_environment() -> dict:

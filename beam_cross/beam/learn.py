@@ -11,22 +11,23 @@ singleton PCollection: the tuple of :class:`~beam_cross.Cross` with every unlear
 
 Memory is bounded by the statistics, not the input: a vocabulary is counted per ``(token)`` with a
 combiner (``CombinePerKey(sum)``), then the ``max_tokens`` most frequent are kept by ``Top`` (exactly
-Keras ``adapt``'s order, count descending, ties by token descending); quantiles come from Beam's
-``ApproximateQuantilesCombineFn`` (Manku-Rajagopalan-Lindsay), whose memory grows with ``1 / epsilon``
-and ``log N`` only.
+Keras ``adapt``'s order, count descending, ties by token descending); quantiles come from a
+:class:`~beam_cross.core.quantiles.QuantileSketch` combiner: the algorithm and sizing of Beam's
+``ApproximateQuantilesCombineFn`` (Manku-Rajagopalan-Lindsay) on NumPy arrays (Beam's own sorts Python
+lists, and is some ten times slower), whose memory is bounded by ``epsilon`` alone.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 
 from beam_cross.beam import frames
 from beam_cross.core.elements import as_mapping
 from beam_cross.core.errors import MISSING, FeatureError
 from beam_cross.core.learning import exact_quantiles, learned, learning_values, token_counts, unlearned_transforms
 from beam_cross.core.lookup import Lookup
+from beam_cross.core.quantiles import QuantileSketch
 from beam_cross.core.raw_values import STRING
 from beam_cross.core.spec import check_crosses
 from beam_cross.core.transforms import Bucketize
@@ -86,12 +87,33 @@ class _LearningValues(beam.DoFn):
                 continue  # a row the crossing stage rejects: not learned from
             if isinstance(transform, Bucketize):
                 if len(values):
-                    yield _NUMBERS, i, values.tolist()
+                    yield _NUMBERS, i, values
             else:
                 skipped = self._skipped[i]
                 for kind, token, count in token_counts(values):
                     if (kind, token) not in skipped:
                         yield _TOKENS, i, (kind, token), count
+
+
+class _Quantiles(beam.CombineFn):
+    """``[min, num_buckets - 1 quantiles, max]`` of batches of numbers, by a :class:`QuantileSketch`
+    (Beam's ``ApproximateQuantilesCombineFn`` algorithm and sizing, on NumPy arrays)."""
+
+    def __init__(self, num_buckets: int, epsilon: float):
+        self._num_buckets, self._epsilon = num_buckets, epsilon
+
+    def create_accumulator(self):
+        return QuantileSketch(self._epsilon)
+
+    def add_input(self, sketch, values):
+        return sketch.add(values)
+
+    def merge_accumulators(self, sketches):
+        sketches = iter(sketches)
+        return next(sketches).merge(sketches)
+
+    def extract_output(self, sketch):
+        return sketch.quantiles(self._num_buckets + 1)
 
 
 def _numbers_of(tagged, index):
@@ -143,8 +165,9 @@ class LearnCrosses(beam.PTransform):
 
     - ``Lookup(name, max_tokens=..., min_count=...)``: the exact vocabulary Keras ``adapt`` learns
       (every token counted exactly; see :meth:`~beam_cross.Lookup.learn`).
-    - ``Bucketize(name, num_buckets=k)``: boundaries from Beam's ``ApproximateQuantilesCombineFn``
-      (``k + 1`` quantiles, the ``k - 1`` inner ones kept), then as float32, deduplicated
+    - ``Bucketize(name, num_buckets=k)``: boundaries from a quantile sketch run as Beam's
+      ``ApproximateQuantilesCombineFn`` runs (``k + 1`` quantiles, the ``k - 1`` inner ones kept), then as
+      float32, deduplicated
       (:meth:`~beam_cross.Bucketize.learn`). **Bound**: each approximate quantile is a value of the
       column whose rank is within ``epsilon * N`` of the exact quantile's rank ``(i * N - 1) // k``
       (Beam's guarantee for ``N`` below 10**9 values; :func:`beam_cross.core.learning.rank_error`
@@ -209,8 +232,7 @@ class LearnCrosses(beam.PTransform):
         for i, transform in enumerate(transforms):
             step = f"{i} {transform.name}"
             if isinstance(transform, Bucketize):
-                combiner = ApproximateQuantilesCombineFn.create(transform.num_buckets + 1, epsilon=self._epsilon,
-                                                                input_batched=True)
+                combiner = _Quantiles(transform.num_buckets, self._epsilon)
                 branches.append(
                     tagged
                     | f"Numbers {step}" >> beam.FlatMap(_numbers_of, i)

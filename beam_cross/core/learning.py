@@ -85,6 +85,9 @@ def learning_values(transform: Transform, values, feature=None):
     ``(kind, tokens)``, the tokens an int64 array or an Arrow binary array (UTF-8 bytes). A value the
     transform does not take is a :class:`~beam_cross.FeatureError`, as when crossing."""
     feature = transform.name if feature is None else feature
+    fast = _fast_values(transform, values)
+    if fast is not None:
+        return fast
     raw = raw_values(values, feature)
     for part in raw.parts:
         if part.kind not in transform.takes:
@@ -97,6 +100,30 @@ def learning_values(transform: Transform, values, feature=None):
         return [(part.kind, transform._int64(part, raw, feature) if part.kind == INT else part.data)
                 for part in raw.parts]
     raise TypeError(f"{type(transform).__name__} learns nothing.")
+
+
+def _fast_values(transform, values):
+    """:func:`learning_values` of a NumPy or Arrow column without nulls of one plain type, read directly."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array) and not values.null_count:
+        kind = values.type
+        if isinstance(transform, Bucketize) and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            values = values.to_numpy(zero_copy_only=False)
+        elif isinstance(transform, Lookup) and (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                                                 or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+            return [(STRING, values.cast(pa.large_binary()))]
+        elif isinstance(transform, Lookup) and pa.types.is_signed_integer(kind):
+            return [(INT, values.cast(pa.int64()).to_numpy())]
+        else:
+            return None
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "if":
+        if isinstance(transform, Bucketize):
+            flat = values.astype(np.float64, copy=False)
+            return flat[~np.isnan(flat)]
+        if values.dtype.kind == "i":
+            return [(INT, values.astype(np.int64, copy=False))]
+    return None
 
 
 def token_counts(parts) -> list[tuple[str, object, int]]:

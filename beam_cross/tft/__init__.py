@@ -205,7 +205,7 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
 
 
 def _check_crosses(crosses) -> tuple[Cross, ...]:
-    crosses = check_crosses([crosses] if isinstance(crosses, Cross) else crosses)
+    crosses = check_crosses([crosses] if isinstance(crosses, Cross) else crosses, require_learned=True)
     names = [_safe(c.name) for c in crosses]
     if len(set(names)) != len(names):
         raise ValueError(f"Cross names must be unique (after replacing characters unsafe in file names). Received: {names}")
