@@ -19,7 +19,10 @@ lists, and is some ten times slower), whose memory is bounded by ``epsilon`` alo
 
 from __future__ import annotations
 
+import contextlib
+
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from beam_cross.beam import frames
@@ -79,12 +82,9 @@ class _LearningValues(beam.DoFn):
                     continue
                 raise FeatureError(transform.name, MISSING, f"{transform.describe()} learns from this column, "
                                    "missing from the input.", None)
-            try:
-                values = learning_values(transform, column)
-            except FeatureError:
-                if not self._skip_invalid:
-                    raise
-                continue  # a row the crossing stage rejects: not learned from
+            values = self._values(transform, column)
+            if values is None:
+                continue
             if isinstance(transform, Bucketize):
                 if len(values):
                     yield _NUMBERS, i, values
@@ -93,6 +93,26 @@ class _LearningValues(beam.DoFn):
                 for kind, token, count in token_counts(values):
                     if (kind, token) not in skipped:
                         yield _TOKENS, i, (kind, token), count
+
+
+    def _values(self, transform, column):
+        """:func:`learning_values` of the column; with ``skip_invalid``, those of its rows that hold values
+        the transform takes (a row the crossing stage rejects is not learned from), or None."""
+        try:
+            return learning_values(transform, column)
+        except FeatureError:
+            if not self._skip_invalid:
+                raise
+        rows = column.to_pylist() if isinstance(column, (pa.Array, pa.ChunkedArray)) else list(column)
+        kept = []
+        for value in rows:
+            with contextlib.suppress(FeatureError):  # a value the crossing rejects
+                kept.append(learning_values(transform, [value]))
+        if not kept:
+            return None
+        if isinstance(transform, Bucketize):
+            return np.concatenate(kept)
+        return [part for parts in kept for part in parts]
 
 
 class _Quantiles(beam.CombineFn):
