@@ -13,6 +13,7 @@ from beam_cross.core.columns import FeatureColumn, feature_column
 from beam_cross.core.cross import DEFAULT_HASH_KEY, hashed_cross
 from beam_cross.core.errors import FeatureError
 from beam_cross.core.generated import all_crosses
+from beam_cross.core.learning import learned
 from beam_cross.core.spec import Cross
 from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup
 
@@ -25,6 +26,7 @@ _LAZY = {
     "HashedCrossing": "beam_cross.tf.layers",
     "from_feature_columns": "beam_cross.tf.feature_columns",
     "from_feature_space": "beam_cross.tf.feature_space",
+    "LearnCrosses": "beam_cross.beam.learn",
 }
 
 __all__ = [
@@ -38,12 +40,14 @@ __all__ = [
     "Hash",
     "HashedCrossing",
     "Identity",
+    "LearnCrosses",
     "Lookup",
     "all_crosses",
     "feature_column",
     "from_feature_columns",
     "from_feature_space",
     "hashed_cross",
+    "learned",
 ]
 
 

@@ -16,6 +16,15 @@ interpreter start and Beam's import. The machine may be shared: read ratios, not
 
     python benchmarks/bench_job.py                      # 1M and 3M rows, every format
     python benchmarks/bench_job.py --rows 200000 --formats parquet csv --repeat 1
+
+``--learning`` measures the learning stage instead: the command with a ``--config`` whose transforms
+are unlearned (``Bucketize(price, num_buckets=10)``, ``Lookup(site, max_tokens=100)``,
+``Lookup(country)``), which learns then crosses in one run, against the same command given the spec it
+learned (crossing only). Learning time = the first run's time less the second's (target: at most the
+crossing stage's time, 1x), and the first run's peak RSS at the largest size against the smallest
+(target flat, 1.25x).
+
+    python benchmarks/bench_job.py --learning --formats parquet   # 1M and 3M rows
 """
 
 from __future__ import annotations
@@ -127,6 +136,53 @@ def measure(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
+LEARNING_SPEC = [
+    {"features": [{"transform": "bucketize", "name": "price", "num_buckets": 10},
+                  {"transform": "lookup", "name": "site", "max_tokens": 100}], "num_bins": 1000},
+    {"features": [{"transform": "lookup", "name": "country"}, "hour"], "num_bins": 1000},
+]
+
+
+def learning(args, work: str) -> None:
+    """The ``--learning`` variant (see the module docstring)."""
+    import json
+
+    todo = os.path.join(work, "todo.json")
+    with open(todo, "w", encoding="utf-8") as handle:
+        json.dump(LEARNING_SPEC, handle)
+    peaks = {}
+    for fmt in args.formats:
+        for rows in args.rows:
+            source = input_file(args.data_dir, fmt, rows)
+            best = {"learn+cross": (float("inf"), 0.0), "cross": (float("inf"), 0.0)}
+            for attempt in range(args.repeat):
+                out = os.path.join(work, f"{fmt}-{rows}-{attempt}")
+                seconds, rss = measure([sys.executable, "-m", "beam_cross", "--input", source, "--config", todo,
+                                        "--output", out + "-learn", "--no_chart"])
+                best["learn+cross"] = (min(best["learn+cross"][0], seconds), max(best["learn+cross"][1], rss))
+                learned = os.path.join(work, f"learned-{fmt}-{rows}")
+                shutil.rmtree(learned, ignore_errors=True)
+                shutil.copytree(os.path.join(out + "-learn", "learned"), learned)
+                seconds, rss = measure([sys.executable, "-m", "beam_cross", "--input", source, "--config",
+                                        os.path.join(learned, "crosses.json"), "--output", out + "-cross", "--no_chart"])
+                best["cross"] = (min(best["cross"][0], seconds), max(best["cross"][1], rss))
+                for side in ("learn", "cross"):
+                    shutil.rmtree(out + f"-{side}", ignore_errors=True)
+            (both_s, both_rss), (cross_s, cross_rss) = best["learn+cross"], best["cross"]
+            learn_s = both_s - cross_s
+            peaks[fmt, rows] = both_rss
+            print(f"{fmt:<9} {rows:>10,} rows  learn+cross {both_s:7.1f} s {both_rss:7,.0f} MiB   cross only "
+                  f"{cross_s:7.1f} s {cross_rss:7,.0f} MiB   learning {learn_s:6.1f} s = {learn_s / cross_s:4.2f}x the "
+                  f"crossing run (target 1x) {'ok' if learn_s <= cross_s else 'MISSED'}", flush=True)
+    if len(args.rows) > 1:
+        small, large = min(args.rows), max(args.rows)
+        print(f"\npeak RSS of learn+cross at {large:,} rows against {small:,} rows (target 1.25x):")
+        for fmt in args.formats:
+            ratio = peaks[fmt, large] / peaks[fmt, small]
+            print(f"{fmt:<9} {peaks[fmt, small]:7,.0f} MiB -> {peaks[fmt, large]:7,.0f} MiB   {ratio:.2f}x "
+                  f"{'ok' if ratio <= 1.25 else 'MISSED'}")
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--generate"]:
@@ -138,9 +194,16 @@ def main(argv=None) -> None:
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
     parser.add_argument("--repeat", type=int, default=2, help="keep the fastest of this many runs of each side")
     parser.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "beam_cross_bench_job"))
+    parser.add_argument("--learning", action="store_true", help="measure the learning stage (see above)")
     args = parser.parse_args(argv)
     os.makedirs(args.data_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="bench_job_")
+    if args.learning:
+        print(f"beam-cross learning stage, best of {args.repeat}; {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f} at start", flush=True)
+        learning(args, work)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     results = {}
     print(f"beam-cross command vs the Beam floor (FnApiRunner), best of {args.repeat}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at start; this process {_own_rss():.0f} MiB", flush=True)

@@ -77,7 +77,12 @@ class _CrossElementsDoFn(beam.DoFn):
         self._threshold = threshold
 
     def setup(self):
-        crosses, keep_inputs, engine, feature_types = self._args
+        self._side_crosses = None
+        if self._args[0] is not None:
+            self._build(self._args[0])
+
+    def _build(self, crosses):
+        _, keep_inputs, engine, feature_types = self._args
         self._crosser = ElementCrosser(
             crosses, keep_inputs=keep_inputs, engine=_make_engine(engine), feature_types=feature_types,
             raise_errors=not self._route_errors, make_row=to_row,
@@ -90,8 +95,11 @@ class _CrossElementsDoFn(beam.DoFn):
         self._crossed = 0
         self._rejected = {}  # reason -> rows
 
-    def process(self, element):
+    def process(self, element, crosses=None):
         # Not a generator: a tuple is cheaper, and most elements take the first branch.
+        if crosses is not None and crosses is not self._side_crosses:  # the side input's crosses (LearnCrosses)
+            self._build(check_crosses(crosses, require_learned=True))
+            self._side_crosses = crosses
         if self._cross_row is not None and type(element) is dict:
             out = self._cross_row(element)
             if out is not None:
@@ -154,7 +162,10 @@ class CrossFeatures(beam.PTransform):
     computes it.
 
     Args:
-        crosses: a list of :class:`~beam_cross.Cross` (or of their dicts, ``Cross.to_dict()``).
+        crosses: a list of :class:`~beam_cross.Cross` (or of their dicts, ``Cross.to_dict()``), every
+            transform learned; or a side input of them, ``beam.pvalue.AsSingleton(learned)`` of the
+            output of :class:`~beam_cross.LearnCrosses`, read on the workers (output elements are
+            then typed as their input's kind, without the schema of the new fields).
         keep_inputs: keep the features consumed by the crosses. Defaults to True; False drops
             them (other fields are always kept).
         engine: ``"numpy"`` (the vectorised core) or ``"tensorflow"`` (``tf.sparse.cross_hashed``
@@ -183,7 +194,10 @@ class CrossFeatures(beam.PTransform):
     def __init__(self, crosses, *, keep_inputs: bool = True, engine: str = "numpy", batch_size: int | None = None,
                  feature_types: Mapping[str, str] | None = None, label: str | None = None):
         super().__init__(label)
-        self._crosses = check_crosses(crosses)  # the core's one validation
+        if isinstance(crosses, beam.pvalue.AsSideInput):
+            self._side, self._crosses = crosses, None
+        else:  # the core's one validation
+            self._side, self._crosses = None, check_crosses(crosses, require_learned=True)
         if not isinstance(keep_inputs, bool):
             raise TypeError(f"`keep_inputs` must be a bool. Received: keep_inputs={keep_inputs!r}")
         if engine not in ENGINES:
@@ -198,15 +212,19 @@ class CrossFeatures(beam.PTransform):
         self._feature_types = _check_feature_types(feature_types)
 
     @property
-    def crosses(self) -> tuple[Cross, ...]:
+    def crosses(self) -> tuple[Cross, ...] | None:
+        """The crosses; None when they come from a side input."""
         return self._crosses
 
     def default_label(self) -> str:
+        if self._crosses is None:
+            return "CrossFeatures(side input)"
         return f"CrossFeatures({', '.join(c.name for c in self._crosses)})"
 
     def display_data(self) -> dict:
+        crosses = "from a side input" if self._crosses is None else "; ".join(c.to_json() for c in self._crosses)
         return {
-            "crosses": DisplayDataItem("; ".join(c.to_json() for c in self._crosses), label="Crosses"),
+            "crosses": DisplayDataItem(crosses, label="Crosses"),
             "keep_inputs": DisplayDataItem(self._keep_inputs, label="Keep input features"),
             "engine": DisplayDataItem(self._engine, label="Engine"),
         }
@@ -237,17 +255,22 @@ class CrossFeatures(beam.PTransform):
                 "or pandas DataFrames. "
                 f"Received: element type {input_type.__name__}"
             )
-        feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
-        output_type = output_row_type(input_type, self._crosses, self._keep_inputs) or _same_kind(input_type)
+        if self._crosses is None:  # known on the workers only
+            feature_types, output_type = dict(self._feature_types), _same_kind(input_type)
+            side = {"crosses": self._side}
+        else:
+            feature_types = {**declared_kinds(input_type, self._crosses), **self._feature_types}
+            output_type = output_row_type(input_type, self._crosses, self._keep_inputs) or _same_kind(input_type)
+            side = {}
         cross = _CrossElementsDoFn(self._crosses, self._keep_inputs, self._engine, feature_types, route_errors, threshold)
         if route_errors:
             # One output of (ok, value) pairs, split by two plain steps: the same expansion on every
             # runner (the DaskRunner hands every output of a multi-output ParDo to every consumer).
-            outcomes = pcoll | "Cross" >> beam.ParDo(cross)
+            outcomes = pcoll | "Cross" >> beam.ParDo(cross, **side)
             crossed = outcomes | "Crossed" >> beam.FlatMap(_crossed_of)
             errors = outcomes | "Rejected" >> beam.FlatMap(_rejected_of)
         else:
-            crossed = pcoll | "Cross" >> beam.ParDo(cross)
+            crossed = pcoll | "Cross" >> beam.ParDo(cross, **side)
             errors = None
         crossed.element_type = output_type
         if errors is not None:

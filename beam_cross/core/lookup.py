@@ -98,9 +98,22 @@ class Lookup(Transform):
     single-valued input before the lookup: TF gives that row no cross, beam_cross a FeatureError
     (reason ``no_id``); in a list they are looked up as any value.
 
+    ``Lookup(name)`` without a vocabulary (Keras ``StringLookup(max_tokens=...)`` before ``adapt``) has
+    its vocabulary still to learn (:meth:`learn`): the column's tokens by count descending, ties by
+    token descending (Keras ``adapt``'s order; tf.Transform's ``vocabulary`` order too), those seen
+    fewer than ``min_count`` times dropped, at most ``max_tokens`` of them. It crosses nothing until
+    learned.
+
     Args:
         name: the raw column: strings for a vocabulary of strings, integers for one of ints.
-        vocabulary: the tokens, in id order, unique (strings, or int64 integers).
+        vocabulary: the tokens, in id order, unique (strings, or int64 integers). None (the
+            default): to learn.
+        max_tokens: the most ids of a learned vocabulary, counted as Keras counts them with
+            ``style="keras"``: the OOV ids included (``max_tokens - num_oov_indices`` tokens; no mask
+            token here); with ``style="feature_column"`` the most tokens of the vocabulary (its
+            ``vocabulary_size``; OOV buckets come on top). None: no limit.
+        min_count: the fewest times a token must occur to be learned (tf.Transform's
+            ``frequency_threshold``). Defaults to 1.
         num_oov_indices: the OOV ids (``style="keras"``) or buckets (``"feature_column"``).
             Defaults to None: 1 for ``"keras"`` (``StringLookup``'s default), 0 for ``"feature_column"``
             (``num_oov_buckets``' default).
@@ -112,27 +125,46 @@ class Lookup(Transform):
     [3, 1, 1, 2]
     >>> Lookup("w", ["a", "b", "c"], style="feature_column")(["c", "zz"]).tolist()
     [2, -1]
+    >>> Lookup("w", max_tokens=3).learn({"x": 1, "y": 2, "z": 2, "w": 1}).vocabulary  # 3 ids: OOV, z, y
+    ('z', 'y')
     """
 
     vocabulary: tuple
     num_oov_indices: int
     style: str
     default_value: int | None
+    max_tokens: int | None
+    min_count: int
     _cache: dict = field(default_factory=dict, compare=False)
     kind: ClassVar[str] = "lookup"
+    learns: ClassVar[str] = "vocabulary"
 
-    def __init__(self, name, vocabulary, *, num_oov_indices=None, style="keras", default_value=None):
+    def __init__(self, name, vocabulary=None, *, num_oov_indices=None, style="keras", default_value=None,
+                 max_tokens=None, min_count=1):
         check_name(name)
         if style not in STYLES:
             raise ValueError(f"`style` must be one of {STYLES}. Received: style={style!r}")
-        tokens, token_kind = _check_vocabulary(vocabulary)
         if num_oov_indices is None:
             num_oov_indices = 1 if style == "keras" else 0
         num_oov_indices = check_count(num_oov_indices, "num_oov_indices", 0)
-        if style == "keras":
-            if default_value is not None:
-                raise ValueError("`default_value` is for style='feature_column'; Keras lookups give OOV values "
-                                 f"their OOV ids. Received: default_value={default_value!r}")
+        min_count = check_count(min_count, "min_count", 1)
+        if max_tokens is not None:
+            max_tokens = check_count(max_tokens, "max_tokens", 1)
+            if style == "keras" and max_tokens <= num_oov_indices:
+                raise ValueError(f"`max_tokens` counts the {num_oov_indices} OOV ids of a Keras lookup, so it must be "
+                                 f"more than num_oov_indices={num_oov_indices} (Keras' count). "
+                                 f"Received: max_tokens={max_tokens}")
+        if vocabulary is None:
+            tokens, token_kind = None, None
+        else:
+            tokens, token_kind = _check_vocabulary(vocabulary)
+            if max_tokens is not None and len(tokens) > self._most_tokens(max_tokens, style, num_oov_indices):
+                raise ValueError(f"`vocabulary` holds {len(tokens)} tokens, more than max_tokens={max_tokens} allows "
+                                 f"(style={style!r}). Received: vocabulary={_short_list(tokens)}")
+        if style == "keras" and default_value is not None:
+            raise ValueError("`default_value` is for style='feature_column'; Keras lookups give OOV values "
+                             f"their OOV ids. Received: default_value={default_value!r}")
+        if style == "keras" and tokens is not None:
             reserved = "[UNK]" if token_kind == STRING else -1
             if token_kind == STRING:  # Keras reads its vocabulary through NumPy, which drops trailing NULs
                 stripped = [t.rstrip("\x00") for t in tokens]
@@ -156,28 +188,100 @@ class Lookup(Transform):
         set_(self, "num_oov_indices", num_oov_indices)
         set_(self, "style", style)
         set_(self, "default_value", default_value)
+        set_(self, "max_tokens", max_tokens)
+        set_(self, "min_count", min_count)
         set_(self, "_cache", {"kind": token_kind})
         keys = tuple(stripped) if style == "keras" and token_kind == STRING else tokens
         set_(self, "lookup_tokens", keys)
 
+    @staticmethod
+    def _most_tokens(max_tokens, style, num_oov_indices) -> int | None:
+        if max_tokens is None:
+            return None
+        return max_tokens - num_oov_indices if style == "keras" else max_tokens
+
+    @property
+    def most_tokens(self) -> int | None:
+        """The most tokens a learned vocabulary holds (None: no limit)."""
+        return self._most_tokens(self.max_tokens, self.style, self.num_oov_indices)
+
+    @property
+    def learned(self) -> bool:
+        return self.vocabulary is not None
+
+    def describe(self) -> str:
+        if self.learned:
+            return repr(self)
+        extra = "".join(f", {k}={v!r}" for k, v in (("max_tokens", self.max_tokens), ("min_count", self.min_count))
+                        if v != {"max_tokens": None, "min_count": 1}[k])
+        return f"Lookup({self.name!r}{extra}, style={self.style!r})"
+
     @property
     def takes(self):
-        return (self._cache["kind"],)
+        kind = self._cache["kind"]
+        return (STRING, INT) if kind is None else (kind,)
+
+    def skipped_tokens(self, kind: str) -> tuple:
+        """The tokens a learned vocabulary never holds: Keras drops its OOV token (``"[UNK]"``, ``-1``)
+        from the counts; feature columns drop ``""`` / ``-1`` from their input before a lookup."""
+        if self.style == "keras":
+            return ("[UNK]",) if kind == STRING else (-1,)
+        return ("",) if kind == STRING else (-1,)
+
+    def learn(self, counts) -> Lookup:
+        """The learned transform, from the count of each token of the column (a mapping or ``(token, count)``
+        pairs; a token is a ``str``, UTF-8 ``bytes`` or an int, one kind per column): count descending,
+        ties by token descending (Keras ``adapt``; strings compare as their UTF-8 bytes), tokens below
+        ``min_count`` and :meth:`skipped_tokens` dropped, the first :attr:`most_tokens` kept."""
+        pairs = counts.items() if isinstance(counts, dict) else counts
+        totals: dict = {}
+        kinds = set()
+        for token, count in pairs:
+            if isinstance(token, bytes):
+                try:
+                    token = token.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise errors.FeatureError(self.name, errors.UNSUPPORTED, "a learned vocabulary holds UTF-8 "
+                                              "strings; this token is not valid UTF-8.", token) from None
+            kinds.add(STRING if isinstance(token, str) else INT)
+            totals[token] = totals.get(token, 0) + int(count)
+        if len(kinds) > 1:
+            raise errors.FeatureError(self.name, errors.MIXED_KINDS, f"{self.describe()} learns a vocabulary of "
+                                      "strings or of ints, and the column holds both.", "strings and ints")
+        kind = kinds.pop() if kinds else STRING
+        for token in self.skipped_tokens(kind):
+            totals.pop(token, None)
+        kept = [(count, token) for token, count in totals.items() if count >= self.min_count]
+        if kind == STRING:
+            kept.sort(key=lambda ct: (ct[0], ct[1].encode("utf-8", "surrogatepass")), reverse=True)
+        else:
+            kept.sort(reverse=True)
+        most = self.most_tokens
+        tokens = [token for _, token in (kept if most is None else kept[:most])]
+        if not tokens:
+            raise ValueError(f"Feature `{self.name}`: {self.describe()} learned an empty vocabulary: the column holds "
+                             f"no token seen at least min_count={self.min_count} times.")
+        return Lookup(self.name, tokens, num_oov_indices=self.num_oov_indices, style=self.style,
+                      default_value=self.default_value,
+                      max_tokens=self.max_tokens, min_count=self.min_count)
 
     def __hash__(self):  # cached: a vocabulary may hold 100,000 tokens
         cached = self._cache.get("hash")
         if cached is None:
             cached = self._cache["hash"] = hash((self.kind, self.name, self.vocabulary, self.num_oov_indices,
-                                                 self.style, self.default_value))
+                                                 self.style, self.default_value, self.max_tokens, self.min_count))
         return cached
 
     def __eq__(self, other):
         return type(other) is Lookup and (self is other or self.to_dict() == other.to_dict())
 
     def __repr__(self):
-        return (f"Lookup({self.name!r}, {_short_list(self.vocabulary, 5)}, num_oov_indices={self.num_oov_indices}, "
+        vocabulary = _short_list(self.vocabulary, 5) if self.vocabulary is not None else "None"
+        extra = "".join(f", {k}={v!r}" for k, v in (("max_tokens", self.max_tokens), ("min_count", self.min_count))
+                        if v != {"max_tokens": None, "min_count": 1}[k])
+        return (f"Lookup({self.name!r}, {vocabulary}, num_oov_indices={self.num_oov_indices}, "
                 f"style={self.style!r}" + (f", default_value={self.default_value}" if self.default_value is not None else "")
-                + ")")
+                + extra + ")")
 
     def __getstate__(self):  # the vocabulary packed once (vocabulary.pack_tokens), however often it is pickled
         packed = self._cache.get("packed")
@@ -206,10 +310,16 @@ class Lookup(Transform):
         self.__dict__.update({**state, "vocabulary": vocabulary, "lookup_tokens": lookup_tokens, "_cache": cache})
 
     def to_dict(self) -> dict:
-        config = {"transform": self.kind, "name": self.name, "vocabulary": list(self.vocabulary),
-                  "num_oov_indices": self.num_oov_indices, "style": self.style}
+        config = {"transform": self.kind, "name": self.name}
+        if self.vocabulary is not None:
+            config["vocabulary"] = list(self.vocabulary)
+        config.update(num_oov_indices=self.num_oov_indices, style=self.style)
         if self.default_value is not None:
             config["default_value"] = self.default_value
+        if self.max_tokens is not None:
+            config["max_tokens"] = self.max_tokens
+        if self.min_count != 1:
+            config["min_count"] = self.min_count
         return config
 
     def _strings(self) -> VocabularyIndex:
@@ -241,6 +351,7 @@ class Lookup(Transform):
     def fast_ids(self, values):
         """The ids of a 1-D (or ``(n, 1)``) object array or list of exact ``str`` / ``bytes``, through the
         compiled kernel in one pass; None for any other column, or one the general path must refuse."""
+        self.check_learned()
         if self._cache["kind"] != STRING:
             return None
         if isinstance(values, np.ndarray):

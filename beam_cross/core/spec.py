@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from beam_cross.core.cross import check_hash_key, check_num_bins, hashed_cross
+from beam_cross.core.transform_base import LEARN_FIRST
 from beam_cross.core.transforms import Transform, transform_from_dict
 
 OUTPUT_MODES = ("int", "one_hot")
@@ -82,6 +83,11 @@ class Cross:
         set_(self, "inputs", given)
 
     @property
+    def learned(self) -> bool:
+        """False when a transform of the cross has parameters still to learn (see :mod:`beam_cross.core.learning`)."""
+        return all(t is None or t.learned for t in self.transforms)
+
+    @property
     def transforms(self) -> tuple:
         """Per feature, its transform, or None for a raw column."""
         return tuple(f if isinstance(f, Transform) else None for f in self.inputs)
@@ -134,8 +140,12 @@ class Cross:
                             self.num_bins, hash_key=self.hash_key)
 
 
-def check_crosses(crosses) -> tuple[Cross, ...]:
+def check_crosses(crosses, *, require_learned: bool = False) -> tuple[Cross, ...]:
     """A non-empty tuple of :class:`Cross` with unique names, from a list of ``Cross`` or cross dicts.
+
+    With ``require_learned`` (what a front door that crosses asks), a cross with a transform still to
+    learn (``Bucketize(name, num_buckets=k)``, ``Lookup(name)`` without a vocabulary) is a
+    :class:`CrossSpecError` (problem ``"not_learned"``) saying how to learn it.
 
     >>> [c.name for c in check_crosses([Cross(["a", "b"], 10), {"features": ["b", "c"], "num_bins": 5}])]
     ['a_X_b', 'b_X_c']
@@ -155,12 +165,20 @@ def check_crosses(crosses) -> tuple[Cross, ...]:
     clashing = sorted(set(names) & features)
     if clashing:
         raise ValueError(f"A cross must not be named like a feature it could overwrite. Received: names={clashing}")
+    if require_learned:
+        for cross in checked:
+            todo = [t for t in cross.transforms if t is not None and not t.learned]
+            if todo:
+                raise CrossSpecError(f"Cross `{cross.name}` cannot cross yet: {', '.join(t.describe() for t in todo)} "
+                                     f"still to learn (no {', '.join(t.learns for t in todo)}); {LEARN_FIRST}.",
+                                     cross.name, NOT_LEARNED, [t.name for t in todo])
     return checked
 
 
 KINDS = ("string", "int", "float")
 # What is wrong with a cross against its input (CrossSpecError.problem).
 NAMED_LIKE_A_COLUMN, MISSING_COLUMN, RAW_FLOAT, WRONG_KIND = "named_like_a_column", "missing_column", "raw_float", "wrong_kind"
+NOT_LEARNED = "not_learned"
 
 
 class CrossSpecError(ValueError):
@@ -168,7 +186,8 @@ class CrossSpecError(ValueError):
 
     Attributes:
         cross: the name of the cross.
-        problem: ``"named_like_a_column"``, ``"missing_column"``, ``"raw_float"`` or ``"wrong_kind"``.
+        problem: ``"named_like_a_column"``, ``"missing_column"``, ``"raw_float"``, ``"wrong_kind"`` or
+            ``"not_learned"``.
         features: the columns at fault (the cross's name for ``named_like_a_column``).
     """
 
@@ -180,7 +199,7 @@ class CrossSpecError(ValueError):
         return type(self), (str(self), self.cross, self.problem, self.features)
 
 
-def check_crosses_against(crosses, columns) -> tuple[Cross, ...]:
+def check_crosses_against(crosses, columns, *, require_learned: bool = False) -> tuple[Cross, ...]:
     """:func:`check_crosses`, then the crosses against the columns of an input: the one check of every
     front door (``CrossFeatures`` on schema'd rows, :func:`beam_cross.beam.frames.output_schema`, the
     command's plan, the Beam YAML provider).
@@ -201,7 +220,7 @@ def check_crosses_against(crosses, columns) -> tuple[Cross, ...]:
     ...
     beam_cross.core.spec.CrossSpecError: Cross `age_X_country` crosses the float column `age` as it is; floats are crossed through a `Bucketize` only (Cross([Bucketize("age", [...]), ...])).
     """
-    checked = check_crosses(crosses)
+    checked = check_crosses(crosses, require_learned=require_learned)
     if not isinstance(columns, Mapping):
         columns = dict.fromkeys(columns)
     bad = {k: v for k, v in columns.items() if v is not None and v not in KINDS}

@@ -33,6 +33,24 @@ def check_count(value, argument: str, minimum: int) -> int:
     return operator.index(value)
 
 
+LEARN_FIRST = ("learn it first with beam_cross.LearnCrosses (Beam), beam_cross.learned(crosses, stats) (statistics "
+               "computed elsewhere), a `beam-cross --config` run, or beam_cross.tft (analyzers)")
+
+
+class NotLearnedError(ValueError):
+    """A transform whose parameters are still to learn (``Bucketize(name, num_buckets=k)``, ``Lookup(name)``
+    without a vocabulary) asked for ids. ``feature`` is its column, ``transform`` the transform."""
+
+    def __init__(self, transform, feature=None):
+        feature = transform.name if feature is None else feature
+        super().__init__(f"Feature `{feature}`: {transform.describe()} is not learned yet (no "
+                         f"{transform.learns}); {LEARN_FIRST}.")
+        self.feature, self.transform = feature, transform
+
+    def __reduce__(self):
+        return type(self), (self.transform, self.feature)
+
+
 def string_fingerprints(data: pa.Array, feature) -> np.ndarray:
     return arrow_fingerprints(data, feature)[0]
 
@@ -49,6 +67,22 @@ class Transform:
     name: str
     kind: ClassVar[str] = ""  # the "transform" key of its dict
     takes: ClassVar[tuple[str, ...]] = ()  # the kinds of value it takes: "int", "float", "string"
+    learns: ClassVar[str] = ""  # what an unlearned transform of this kind learns from data
+
+    @property
+    def learned(self) -> bool:
+        """False for a transform whose parameters are still to learn from data (see :mod:`beam_cross.core.learning`)."""
+        return True
+
+    def describe(self) -> str:
+        """A short description for messages."""
+        return repr(self)
+
+    def check_learned(self, feature=None):
+        """Itself, or a :class:`NotLearnedError` when its parameters are still to learn."""
+        if not self.learned:
+            raise NotLearnedError(self, feature)
+        return self
 
     def to_dict(self) -> dict:
         raise NotImplementedError
@@ -56,6 +90,7 @@ class Transform:
     def __call__(self, values):
         """The ids of a column (see :func:`beam_cross.hashed_cross` for the layouts): an int64 array of
         its shape, or a ``pyarrow.ListArray`` of int64 for a multivalent column."""
+        self.check_learned()
         fast = self.fast_ids(values)
         if fast is not None:
             return fast
@@ -72,6 +107,7 @@ class Transform:
 
     def ids(self, raw: RawValues, feature) -> np.ndarray:
         """The int64 id of every value of ``raw``, in its flat order."""
+        self.check_learned(feature)
         for part in raw.parts:
             if part.kind not in self.takes:
                 self._refuse(part, raw, feature)

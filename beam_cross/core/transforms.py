@@ -57,20 +57,40 @@ class Bucketize(Transform):
     2**24 round to float32 first. NaN and +inf go to the last bucket (``len(boundaries)``), -inf to 0.
     A subnormal float32 (boundary or value) compares as 0, as TF's kernels flush denormals to zero.
 
+    ``Bucketize(name, num_buckets=k)`` (Keras ``Discretization(num_bins=k)``) has its boundaries still
+    to learn: the ``k - 1`` inner quantiles of the column (:meth:`learn`, :mod:`beam_cross.core.learning`);
+    it crosses nothing until learned. A learned one keeps ``num_buckets`` (as Keras keeps ``num_bins``).
+
     Args:
         name: the raw column, of integers or floats.
         boundaries: a non-empty, strictly increasing list of numbers (strictly increasing as float32).
+            None (the default) with ``num_buckets``: to learn.
+        num_buckets: the number of buckets to learn boundaries for, >= 2.
 
     >>> Bucketize("x", [0.1, 1.0])([0.1, 0.09999999, -0.0, 16777217]).tolist()
     [1, 0, 0, 2]
+    >>> Bucketize("x", num_buckets=4).learn([1.0, 2.0, 2.0]).boundaries
+    (1.0, 2.0)
     """
 
-    boundaries: tuple[float, ...]
+    boundaries: tuple[float, ...] | None
+    num_buckets: int | None
     kind: ClassVar[str] = "bucketize"
     takes: ClassVar[tuple[str, ...]] = (INT, FLOAT)
+    learns: ClassVar[str] = "boundaries"
 
-    def __init__(self, name, boundaries):
+    def __init__(self, name, boundaries=None, *, num_buckets=None):
         check_name(name)
+        if num_buckets is not None:
+            num_buckets = check_count(num_buckets, "num_buckets", 2)
+        if boundaries is None:
+            if num_buckets is None:
+                raise TypeError(f"`Bucketize({name!r})` needs `boundaries`, or `num_buckets` to learn them from data.")
+            object.__setattr__(self, "name", name)
+            object.__setattr__(self, "boundaries", None)
+            object.__setattr__(self, "num_buckets", num_buckets)
+            object.__setattr__(self, "_float32", None)
+            return
         try:
             given = tuple(boundaries)
         except TypeError:
@@ -85,21 +105,60 @@ class Bucketize(Transform):
                 "`boundaries` must be strictly increasing as float32 (how Keras and TF store them). "
                 f"Received: boundaries={list(given)}"
             )
+        if num_buckets is not None and len(given) > num_buckets - 1:
+            raise ValueError(f"`boundaries` make {len(given) + 1} buckets, more than num_buckets={num_buckets}. "
+                             f"Received: boundaries={list(given)}")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "boundaries", tuple(float(b) for b in given))
+        object.__setattr__(self, "num_buckets", num_buckets)
         object.__setattr__(self, "_float32", _flush_subnormals(as_float32))
 
+    @property
+    def learned(self) -> bool:
+        return self.boundaries is not None
+
+    def describe(self) -> str:
+        return f"Bucketize({self.name!r}, num_buckets={self.num_buckets})" if not self.learned else repr(self)
+
+    def __repr__(self):
+        extra = f", num_buckets={self.num_buckets}" if self.num_buckets is not None else ""
+        return f"Bucketize(name={self.name!r}, boundaries={self.boundaries!r}{extra})"
+
     def __hash__(self):
-        return hash((self.kind, self.name, self.boundaries))
+        return hash((self.kind, self.name, self.boundaries, self.num_buckets))
 
     def __eq__(self, other):
-        return type(other) is Bucketize and (self.name, self.boundaries) == (other.name, other.boundaries)
+        return type(other) is Bucketize and (self.name, self.boundaries, self.num_buckets) == (
+            other.name, other.boundaries, other.num_buckets)
 
     def to_dict(self) -> dict:
-        return {"transform": self.kind, "name": self.name, "boundaries": list(self.boundaries)}
+        config = {"transform": self.kind, "name": self.name}
+        if self.boundaries is not None:
+            config["boundaries"] = list(self.boundaries)
+        if self.num_buckets is not None:
+            config["num_buckets"] = self.num_buckets
+        return config
+
+    def learn(self, quantiles) -> Bucketize:
+        """The learned transform: its boundaries are ``quantiles`` (the ``num_buckets - 1`` inner
+        quantiles of the column, see :func:`beam_cross.core.learning.exact_quantiles`) as float32,
+        NaN dropped, sorted and deduplicated (a column with heavy ties gives fewer buckets; Keras keeps
+        repeated boundaries, whose buckets stay empty).
+
+        Args:
+            quantiles: numbers (at least one that is not NaN).
+        """
+        values = np.asarray([float(q) for q in quantiles], np.float64)
+        values = np.unique(values[~np.isnan(values)].astype(np.float32))
+        values = values[np.concatenate(([True], np.diff(_flush_subnormals(values)) > 0))] if len(values) else values
+        if not len(values):
+            raise ValueError(f"Feature `{self.name}`: {self.describe()} learned no boundary: the column holds no "
+                             "number that is not NaN.")
+        return Bucketize(self.name, [float(v) for v in values], num_buckets=self.num_buckets)
 
     def fast_ids(self, values):
         """A NumPy or Arrow array of numbers without nulls, straight to the kernel (the general path's ids)."""
+        self.check_learned()
         if isinstance(values, pa.Array) and (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) \
                 and not values.null_count:
             values = values.to_numpy(zero_copy_only=False)
@@ -112,6 +171,7 @@ class Bucketize(Transform):
         return self._numbers(part.data)
 
     def _numbers(self, data: np.ndarray) -> np.ndarray:
+        self.check_learned()
         kernel = _fingerprint._C
         if kernel is not None and data.dtype == np.float64:  # rounded to float32 in the kernel's one pass
             out = np.empty(len(data), np.int64)
@@ -212,6 +272,8 @@ def transform_from_dict(config) -> Transform:
 
     >>> transform_from_dict(Bucketize("age", [18, 25]).to_dict())
     Bucketize(name='age', boundaries=(18.0, 25.0))
+    >>> transform_from_dict({"transform": "lookup", "name": "country", "max_tokens": 100}).learned
+    False
     """
     if not isinstance(config, dict):
         raise TypeError(f"A transform config must be a dict. Received: {config!r}")
@@ -222,9 +284,10 @@ def transform_from_dict(config) -> Transform:
     if "name" not in options:
         raise ValueError(f"A transform config needs the `name` of its raw column. Received: {config!r}")
     cls = TRANSFORMS[kind]
-    positional = {"bucketize": ("boundaries",), "lookup": ("vocabulary",), "identity": ("num_buckets",),
-                  "hash": ("num_bins",)}[kind]
+    positional = {"identity": ("num_buckets",), "hash": ("num_bins",)}.get(kind, ())
     missing = [p for p in positional if p not in options]
+    if kind == "bucketize" and "boundaries" not in options and "num_buckets" not in options:
+        missing = ["boundaries (or num_buckets, to learn them)"]
     if missing:
         raise ValueError(f"A `{kind}` transform config needs {missing}. Received: {config!r}")
     args = [options.pop("name")] + [options.pop(p) for p in positional]
@@ -240,6 +303,7 @@ def transformed_column(values, transform: Transform, feature=None) -> FeatureCol
     """The ids of ``transform`` over a column, as a :class:`FeatureColumn` of their int64 bits (what a
     cross hashes). ``feature`` names the column in errors (defaults to the transform's column)."""
     feature = transform.name if feature is None else feature
+    transform.check_learned(feature)
     fast = transform.fast_ids(values)
     if fast is not None:
         return FeatureColumn(fast.reshape(-1).view(np.uint64), None, fast.shape)

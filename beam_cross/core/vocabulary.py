@@ -117,7 +117,7 @@ class VocabularyIndex:
         return (ids, fingerprints) if bad < 0 else None
 
 
-def pack_tokens(tokens: tuple) -> tuple:
+def pack_tokens(tokens: tuple | None) -> tuple | None:
     """A vocabulary (a tuple of ``str`` or of ``int``) in the compact form it is pickled in: its bytes
     and lengths compressed with zlib's fastest level. Beam pickles a step's function with bz2, several
     times per pipeline, and unpickles it in each worker; a tuple of 100,000 tokens pickles to 2 MB, which
@@ -126,6 +126,8 @@ def pack_tokens(tokens: tuple) -> tuple:
     >>> unpack_tokens(pack_tokens(("fr", "", "日本"))), unpack_tokens(pack_tokens((3, -1)))
     (('fr', '', '日本'), (3, -1))
     """
+    if tokens is None:  # a vocabulary still to learn
+        return None
     if tokens and isinstance(tokens[0], str):
         array = pa.array(tokens, pa.large_string())
         _, offsets, data = array.buffers()
@@ -135,8 +137,10 @@ def pack_tokens(tokens: tuple) -> tuple:
     return ("int", len(tokens), zlib.compress(np.array(tokens, np.int64).tobytes(), 1), b"")
 
 
-def unpack_tokens(packed: tuple) -> tuple:
+def unpack_tokens(packed: tuple | None) -> tuple | None:
     """The vocabulary that :func:`pack_tokens` packed."""
+    if packed is None:
+        return None
     kind, count, first, second = packed
     if kind == "int":
         return tuple(np.frombuffer(zlib.decompress(first), np.int64, count).tolist())

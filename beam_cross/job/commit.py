@@ -5,7 +5,8 @@ output stays as it was. After the run (and its row accounting) the launcher comm
 
 1. a journal (``.beam-cross-commit.json``) names the previous run's files and the new ones;
 2. the previous manifest goes, then the files it lists (and only those);
-3. the new files are renamed into ``crossed/``, ``rejected/`` and ``report/``;
+3. the new files are renamed into ``crossed/``, ``rejected/``, ``report/`` (and ``learned/``, the
+   spec a learning stage learned);
 4. the new manifest ``_MANIFEST.json`` is written (the output is complete once it exists), the
    journal and the temporary directory are removed.
 
@@ -28,7 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 TEMP_PREFIX = ".beam-cross-tmp-"
 MANIFEST = "_MANIFEST.json"
 JOURNAL = ".beam-cross-commit.json"
-OWN_DIRS = ("crossed", "rejected", "report")
+OWN_DIRS = ("crossed", "rejected", "report", "learned")
 
 
 def _read_json(path: str):

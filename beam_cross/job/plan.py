@@ -56,7 +56,7 @@ class Job:
     files: list[InputFile]
     input_format: str
     schema: pa.Schema  # the input's, as the reader produces it
-    output_schema: pa.Schema  # the crossed rows' (input columns + one per cross)
+    output_schema: pa.Schema | None  # the crossed rows' (input columns + one per cross); None until learned
     crosses: list[Cross]
     output: str
     output_format: str
@@ -69,7 +69,18 @@ class Job:
     feature_types: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     range_bytes: int = RANGE_BYTES
+    learned_spec: bool = False  # the crosses were learned by this run (committed under learned/)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def learns(self) -> bool:
+        """Whether a transform of the crosses is still to learn (a learning stage runs first)."""
+        return not all(c.learned for c in self.crosses)
+
+    def with_learned(self, crosses) -> Job:
+        """The job with its learned crosses, ready for the crossing stage."""
+        return replace(self, crosses=list(crosses), learned_spec=True,
+                       output_schema=output_schema(self.schema, crosses, self.feature_types))
 
     @property
     def temp_dir(self) -> str:
@@ -238,7 +249,7 @@ def plan(args, crosses: list[Cross], notes: list[str]) -> Job:
         files=files,
         input_format=source.format,
         schema=source.schema,
-        output_schema=output_schema(source.schema, crosses, feature_types),
+        output_schema=output_schema(source.schema, crosses, feature_types) if all(c.learned for c in crosses) else None,
         crosses=crosses,
         output=output,
         output_format=args.output_format or source.format,

@@ -30,6 +30,7 @@ from beam_cross.beam.counters import ROWS_READ, counted
 from beam_cross.job import commit, formats, report
 from beam_cross.job.errors import JobError, JobFailed, PlanError, RowsLost, TooManyRejected
 from beam_cross.job.flags import build_parser, crosses_of, own_flags
+from beam_cross.job.learning import build_learning_pipeline, learned_spec_moves, read_learned
 from beam_cross.job.pipeline import PROGRESS_SECONDS, RESULTS_NAME, build_pipeline
 from beam_cross.job.plan import Job, check_beam_flags, plan
 from beam_cross.job.readers import check_coverage
@@ -97,6 +98,8 @@ def run(argv=None) -> Summary:
               job.output)
     with commit.OutputLock(job.output, job.run_id):
         try:
+            if job.learns:
+                job = _learn(job, options, runner)
             pipeline = beam.Pipeline(options=options)
             build_pipeline(pipeline, job, whole_job_progress=in_process)
             result = _wait(pipeline.run(), runner)
@@ -117,6 +120,22 @@ def run(argv=None) -> Summary:
         except OSError as error:
             raise JobFailed(f"Committing the output failed: {failure_text(error)}. The previous output and the run's "
                             f"files are as the commit journal {commit.JOURNAL} in {job.output} lists them.") from error
+
+
+def _learn(job: Job, options, runner: str) -> Job:
+    """Runs the learning stage (:mod:`beam_cross.job.learning`); returns the job with its learned crosses."""
+    started = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    build_learning_pipeline(pipeline, job)
+    result = _wait(pipeline.run(), runner)
+    if result.state != PipelineState.DONE:
+        raise JobFailed(f"The learning stage ended in state {result.state}; nothing was committed and the previous "
+                        "output is unchanged.")
+    learned = job.with_learned(read_learned(job))
+    _log.info("beam-cross: learned %s in %.1f s", ", ".join(
+        t.describe() for c in job.crosses for t in c.transforms if t is not None and not t.learned), time.monotonic() - started)
+    learned.notes.append(f"learned the spec in {time.monotonic() - started:.1f} s (committed under learned/)")
+    return learned
 
 
 def failure_text(error: BaseException) -> str:
@@ -190,7 +209,7 @@ def _final_names(job: Job, results: dict) -> list[tuple[str, str, int]]:
 
 
 def _manifest(job: Job, argv, moves, results, read, crossed, rejected, inputs) -> dict:
-    files = {"crossed": [], "rejected": [], "report": []}
+    files = {"crossed": [], "rejected": [], "report": [], "learned": []}
     for _, relative, rows in moves:
         kind = relative.split("/", 1)[0]
         files[kind].append({"path": relative} if rows is None else {"path": relative, "rows": rows})
@@ -231,6 +250,8 @@ def finish(job: Job, results: dict, counters: dict, argv, started: float) -> Sum
         except ImportError:  # matplotlib is the optional [report] extra; the JSON report is complete
             job.notes.append("no chart: matplotlib is not installed (pip install 'beam-cross[report]')")
     moves += reports
+    if job.learned_spec:
+        moves += learned_spec_moves(job)
     manifest = _manifest(job, argv, moves, results, read, crossed, rejected, inputs)
     commit.commit(job.output, job.temp_dir, [(source, relative) for source, relative, _ in moves], manifest)
     at = lambda relative: FileSystems.join(job.output, relative)  # noqa: E731

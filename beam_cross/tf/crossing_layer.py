@@ -70,7 +70,7 @@ class CrossingLayer(keras.layers.Layer):
     def __init__(self, crosses, name=None, dtype=None, **kwargs):
         if isinstance(crosses, (str, os.PathLike)):
             crosses = read_crosses(crosses)
-        self.crosses = check_crosses([crosses] if isinstance(crosses, Cross) else crosses)
+        self.crosses = check_crosses([crosses] if isinstance(crosses, Cross) else crosses, require_learned=True)
         super().__init__(name=name, dtype=dtype, **kwargs)
         # Inputs are strings as often as numbers: take them as given, never through the backend.
         self._allow_non_tensor_positional_args = True

@@ -44,6 +44,7 @@ from beam_cross.core.stats import (
 )
 from beam_cross.tf.cross_ops import COMPOSITE, as_int64_or_string, as_ragged, crossed_ids
 from beam_cross.tf.transform_ops import transform_ids
+from beam_cross.tft.learned import learned_ids
 
 __all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
 
@@ -150,7 +151,10 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
     served ``transform_fn`` give the ids of :func:`beam_cross.hashed_cross` and of ``CrossFeatures``.
 
     Args:
-        crosses: a list of :class:`beam_cross.Cross` (``output_mode="int"``), or of their dicts.
+        crosses: a list of :class:`beam_cross.Cross` (``output_mode="int"``), or of their dicts (as
+            :func:`beam_cross.core.spec_file.read_crosses` reads them). An unlearned transform
+            (``Bucketize(name, num_buckets=k)``, ``Lookup(name, max_tokens=...)``) is learned by
+            tf.Transform analyzers in the analyze pass (:mod:`beam_cross.tft.learned`).
         passthrough: names of input features copied to the output unchanged (e.g. the label).
         defaults: ``{feature: value}`` for features that may be missing: a ``VarLenFeature``
             listed here is made single-valued, its empty rows filled with ``value``. A VarLen
@@ -189,12 +193,18 @@ def make_preprocessing_fn(crosses, passthrough=(), *, defaults=None, collision_s
             for name, value in inputs.items()
         }
         outputs = {name: inputs[name] for name in passthrough}
+        learning: dict = {}  # an unlearned transform shared by crosses is learned once
+
+        def _ids(t, value):
+            if t.learned:
+                return transform_ids(t, value, name=f"{t.kind}_{_safe(t.name)}")
+            if t not in learning:
+                learning[t] = learned_ids(t, value, name=f"learn_{t.kind}_{_safe(t.name)}_{len(learning)}")
+            return learning[t]
+
         for cross in crosses:
             # A transformed feature is crossed by its ids, computed by the same ops as the served graph's.
-            columns = [
-                features[f] if t is None else transform_ids(t, features[f], name=f"{t.kind}_{_safe(f)}")
-                for f, t in zip(cross.features, cross.transforms)
-            ]
+            columns = [features[f] if t is None else _ids(t, features[f]) for f, t in zip(cross.features, cross.transforms)]
             outputs[cross.name] = hashed_cross(columns, cross.num_bins, hash_key=cross.hash_key,
                                              name=f"cross_{_safe(cross.name)}")
             if collision_stats:

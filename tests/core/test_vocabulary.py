@@ -156,3 +156,11 @@ def test_equal_lookups_unpickled_in_one_process_share_their_index_and_others_do_
     assert a(["us"]).tolist() == b(["us"]).tolist() == other(["us"]).tolist() == [2]
     assert a._strings() is b._strings() and other._strings() is not a._strings()
     assert hash(other) == hash(Lookup("land", tokens)) and hash(a) == hash(Lookup("country", tokens))
+
+
+def test_a_lookup_still_to_learn_pickles_to_its_equal():
+    import pickle
+
+    lookup = Lookup("t", max_tokens=10, min_count=2)
+    copy = pickle.loads(pickle.dumps(lookup))
+    assert copy == lookup and copy.vocabulary is None and copy.to_dict() == lookup.to_dict()
