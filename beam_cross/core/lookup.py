@@ -7,7 +7,6 @@ integer by value, in the sorted vocabulary.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -23,7 +22,7 @@ from beam_cross.core.transform_base import (
     check_name,
     decimal_fingerprints,
 )
-from beam_cross.core.vocabulary import VocabularyIndex, apply_rule, pack_tokens, unpack_tokens
+from beam_cross.core.vocabulary import VocabularyIndex, apply_rule, pack_tokens, unpickled_state
 
 STYLES = ("keras", "feature_column")
 _EMPTY_FINGERPRINT = np.uint64(0x9AE16A3B2F90404F)  # Fingerprint64(b"")
@@ -59,12 +58,6 @@ def _check_vocabulary(vocabulary) -> tuple:
             seen.add(t)
         raise ValueError(f"`vocabulary` must not repeat a token. Received: repeated tokens {_short_list(repeated)}")
     return tokens, kind
-
-
-# The vocabularies unpickled in this process (see Lookup.__setstate__), the last few.
-_UNPICKLED: dict = {}
-_UNPICKLED_KEPT = 8
-_UNPICKLED_LOCK = threading.Lock()
 
 
 def _is_utf8(text: str) -> bool:
@@ -293,21 +286,7 @@ class Lookup(Transform):
                 "lookup_tokens": packed[1]}
 
     def __setstate__(self, state):
-        # A worker unpickles a step once per instance (a Dataflow worker: once per thread): equal
-        # lookups share their tokens and their cache (index included) within the process.
-        key = tuple(sorted((k, v) for k, v in state.items() if k != "_cache"))
-        with _UNPICKLED_LOCK:
-            shared = _UNPICKLED.get(key)
-        if shared is None:
-            vocabulary = unpack_tokens(state["vocabulary"])
-            lookup_tokens = vocabulary if state["lookup_tokens"] is None else unpack_tokens(state["lookup_tokens"])
-            shared = (vocabulary, lookup_tokens, {**state["_cache"], "packed": (state["vocabulary"], state["lookup_tokens"])})
-            with _UNPICKLED_LOCK:
-                while len(_UNPICKLED) >= _UNPICKLED_KEPT:
-                    del _UNPICKLED[next(iter(_UNPICKLED))]
-                shared = _UNPICKLED.setdefault(key, shared)
-        vocabulary, lookup_tokens, cache = shared
-        self.__dict__.update({**state, "vocabulary": vocabulary, "lookup_tokens": lookup_tokens, "_cache": cache})
+        self.__dict__.update(unpickled_state(state))
 
     def to_dict(self) -> dict:
         config = {"transform": self.kind, "name": self.name}

@@ -15,6 +15,7 @@ the id. On the NumPy path, the positions from Arrow's hash table
 from __future__ import annotations
 
 import mmap
+import threading
 import zlib
 
 import numpy as np
@@ -148,6 +149,32 @@ def unpack_tokens(packed: tuple | None) -> tuple | None:
     np.cumsum(np.frombuffer(zlib.decompress(first), np.uint32, count), out=offsets[1:])
     array = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(zlib.decompress(second)))
     return tuple(array.to_pylist())
+
+
+# The lookups unpickled in this process (see unpickled_state), the last few.
+_UNPICKLED: dict = {}
+_UNPICKLED_KEPT = 8
+_UNPICKLED_LOCK = threading.Lock()
+
+
+def unpickled_state(state: dict) -> dict:
+    """A ``Lookup``'s pickled state (its ``vocabulary`` and ``lookup_tokens`` packed, ``lookup_tokens``
+    None when equal to the vocabulary) with its tokens unpacked. A worker unpickles a step once per
+    instance (a Dataflow worker: once per thread): equal lookups share their tokens and their cache
+    (the index included) within the process."""
+    key = tuple(sorted((k, v) for k, v in state.items() if k != "_cache"))
+    with _UNPICKLED_LOCK:
+        shared = _UNPICKLED.get(key)
+    if shared is None:
+        vocabulary = unpack_tokens(state["vocabulary"])
+        lookup_tokens = vocabulary if state["lookup_tokens"] is None else unpack_tokens(state["lookup_tokens"])
+        cache = {**state["_cache"], "packed": (state["vocabulary"], state["lookup_tokens"])}
+        with _UNPICKLED_LOCK:
+            while len(_UNPICKLED) >= _UNPICKLED_KEPT:
+                del _UNPICKLED[next(iter(_UNPICKLED))]
+            shared = _UNPICKLED.setdefault(key, (vocabulary, lookup_tokens, cache))
+    vocabulary, lookup_tokens, cache = shared
+    return {**state, "vocabulary": vocabulary, "lookup_tokens": lookup_tokens, "_cache": cache}
 
 
 _HUGE_PAGE = 2 << 20
