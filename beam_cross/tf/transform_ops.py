@@ -84,6 +84,20 @@ def lookup_table(transform: Lookup) -> tf.lookup.StaticHashTable:
     )
 
 
+def keras_lookup_ids(transform: Lookup, found, keys, kind, checks):
+    """(ids, checks) of a Keras-style lookup from the vocabulary positions ``found`` (-1: OOV) of
+    ``keys``: the OOV ids first (0; ``Fingerprint64 % k`` for strings, ``floormod`` for ints), the
+    vocabulary from ``k``; with no OOV id, an OOV value fails the graph's check."""
+    oov = tf.less(found, 0)
+    k = transform.num_oov_indices
+    if k == 0:
+        return found, [*checks, _assert(tf.logical_not(tf.reduce_any(oov)), transform, errors.OOV,
+                                        errors.DETAILS[errors.OOV])]
+    hashed = tf.zeros_like(found) if k == 1 else (
+        _hash_strings(keys, kind, k) if kind == "string" else tf.math.floormod(keys, tf.constant(k, tf.int64)))
+    return tf.where(oov, hashed, found + k), checks
+
+
 def _lookup(transform: Lookup, values, kind, dense, table=None):
     checks = _no_dropped_values(values, transform, dense, kind) if transform.style == "feature_column" else []
     keys = values if kind == "string" else _as_int64(values)
@@ -91,12 +105,7 @@ def _lookup(transform: Lookup, values, kind, dense, table=None):
     oov = tf.less(found, 0)
     k = transform.num_oov_indices
     if transform.style == "keras":
-        if k == 0:
-            checks.append(_assert(tf.logical_not(tf.reduce_any(oov)), transform, errors.OOV, errors.DETAILS[errors.OOV]))
-            return found, checks
-        hashed = tf.zeros_like(found) if k == 1 else (
-            _hash_strings(keys, kind, k) if kind == "string" else tf.math.floormod(keys, tf.constant(k, tf.int64)))
-        return tf.where(oov, hashed, found + k), checks
+        return keras_lookup_ids(transform, found, keys, kind, checks)
     if k:
         fallback = len(transform.vocabulary) + _hash_strings(keys, kind, k)
     else:

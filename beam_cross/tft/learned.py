@@ -20,9 +20,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from beam_cross.core import errors
 from beam_cross.core.transforms import Bucketize, Lookup
-from beam_cross.tf.transform_ops import _assert, _check_dtype, _hash_strings, _no_dropped_values
+from beam_cross.tf.transform_ops import _check_dtype, _no_dropped_values, keras_lookup_ids
 
 __all__ = ["learned_ids"]
 
@@ -60,13 +59,7 @@ def _lookup(transform: Lookup, values, kind: str, dense: bool, name: str):
                                    num_oov_buckets=k, file_format=VOCABULARY_FORMAT)
         return ids, checks
     found = tft.apply_vocabulary(keys, vocabulary, default_value=-1, file_format=VOCABULARY_FORMAT)
-    oov = tf.less(found, 0)
-    if k == 0:
-        checks.append(_assert(tf.logical_not(tf.reduce_any(oov)), transform, errors.OOV, errors.DETAILS[errors.OOV]))
-        return found, checks
-    hashed = tf.zeros_like(found) if k == 1 else (
-        _hash_strings(keys, kind, k) if kind == "string" else tf.math.floormod(keys, tf.constant(k, tf.int64)))
-    return tf.where(oov, hashed, found + k), checks
+    return keras_lookup_ids(transform, found, keys, kind, checks)
 
 
 def learned_ids(transform, value, *, epsilon: float = 1e-3, name: str = "learned"):
