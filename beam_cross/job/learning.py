@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_cross.beam.learn import LearnCrosses
 from beam_cross.core.spec import Cross
 from beam_cross.core.spec_file import spec_files
+from beam_cross.job.errors import RowsLost
 from beam_cross.job.readers import ReadChunks
 
 LEARNED_NAME = "_learned.json"
@@ -29,6 +30,11 @@ SPEC_NAME = "crosses.json"
 
 
 def _rows(chunk):
+    """A chunk's rows; a work item the reader could not read to its end (a damaged or cut-short file,
+    in its coverage) stops the stage here: what it learned from would not be the input."""
+    error = (chunk.coverage or {}).get("error")
+    if error:
+        raise RowsLost(f"The input was not read exactly once: {error}")
     return (chunk.rows,) if chunk.rows.num_rows else ()
 
 

@@ -104,3 +104,21 @@ def test_an_unlearnable_spec_fails_before_any_output(tmp_path, capsys):
     assert code != 0
     assert "`Lookup` of column `age` takes strings or ints, but the column holds floats" in capsys.readouterr().err
     assert not (tmp_path / "out" / "_MANIFEST.json").exists()
+
+
+def test_a_cut_short_input_stops_the_learning_stage_naming_the_file(tmp_path, capsys):
+    # Learned from part of the input, the spec would not be the input's: the stage stops on the read error.
+    import gzip
+
+    text = "age,word\n" + "".join(f"{a},{w}\n" for a, w in zip(AGE, WORD))
+    data = gzip.compress(text.encode())
+    path = tmp_path / "rows [cut].csv.gz"
+    path.write_bytes(data[: len(data) * 9 // 10])
+    config = tmp_path / "todo.json"
+    write_crosses([Cross([Bucketize("age", num_buckets=4), Lookup("word", max_tokens=20)], 100)], config)
+    code = main(["--input", str(path), "--config", str(config), "--output", str(tmp_path / "out"), "--no_chart",
+                 "--schema", "age:float,word:string"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"The input was not read exactly once: {path}: the gzip stream ends" in err, err
+    assert not (tmp_path / "out").exists() or not (tmp_path / "out" / "_MANIFEST.json").exists()
