@@ -8,7 +8,7 @@ passed in ``custom_config``) -> Trainer (``pipelines/tfx_trainer.py``: an embedd
 sized from the domain that ``beam_cross.tft`` records in the transformed schema) -> Pusher (to
 ``<output_dir>/serving``), run by ``LocalDagRunner`` with ml-metadata's SQLite store. The pushed
 SavedModel takes serialized raw tf.Examples: ``serving_default`` gives the click probability,
-``transform_features`` the crossed ids. Needs TFX: see README's "TFX" section for the install.
+``transform_features`` the crossed ids. Needs TFX: see docs/tft.md, "TFX: a whole pipeline", for the install.
 
 The sample is JSON Lines; the first step writes it to ``<output_dir>/input/clicks.csv``. CSV has
 no lists, so the multivalent ``interests`` is written as one cell of space-separated values, which

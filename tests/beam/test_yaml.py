@@ -1,6 +1,6 @@
 """Beam YAML: the ``CrossFeatures`` provider shipped in the package, run by Beam's own YAML runner.
 
-The README's pipeline runs through ``python -m apache_beam.yaml.main`` (offline, local runner) on a CSV
+docs/beam.md's pipeline runs through ``python -m apache_beam.yaml.main`` (offline, local runner) on a CSV
 with bad rows; every row is checked: crossed ids equal ``beam_cross.hashed_cross`` (itself checked
 against TensorFlow in ``test_cross.py``), bad rows are in the error sink, and no row is lost.
 """
@@ -46,19 +46,19 @@ DEVICES = ["ios", "android", "", "web"]
 
 
 def readme_yaml() -> str:
-    """The README's Beam YAML pipeline (the yaml block that uses ``type: CrossFeatures``)."""
-    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    """docs/beam.md's Beam YAML pipeline (the yaml block that uses ``type: CrossFeatures``)."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "beam.md").read_text(), flags=re.S)
     (block,) = [b for b in blocks if "type: CrossFeatures" in b]
     return block
 
 
 def readme_command() -> str:
-    (command,) = re.findall(r"\n(python -m apache_beam\.yaml\.main .*?)\n```\n", (REPO / "README.md").read_text(), re.S)
+    (command,) = re.findall(r"\n(python -m apache_beam\.yaml\.main .*?)\n```\n", (REPO / "docs" / "beam.md").read_text(), re.S)
     return command
 
 
 def write_clicks(path: Path, n: int) -> list[dict]:
-    """A CSV like the README's, with a row id; an empty cell is a null (a bad row for a cross using it)."""
+    """A CSV like docs/beam.md's, with a row id; an empty cell is a null (a bad row for a cross using it)."""
     rows = [{"row_id": i, "country": COUNTRIES[i % 6], "hour": (i * 7) % 24, "device": DEVICES[(i // 3) % 4]}
             for i in range(n)]
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -77,7 +77,7 @@ def test_readme_pipeline_runs_in_beams_yaml_runner_and_keeps_every_row(tmp_path)
     n = 600
     rows = write_clicks(tmp_path / "clicks.csv", n)
     (tmp_path / "cross_clicks.yaml").write_text(readme_yaml())
-    # The README's command, as a shell would run it, on the local runner (no Prism download).
+    # docs/beam.md's command, as a shell would run it, on the local runner (no Prism download).
     command = readme_command().replace("\\\n", " ") + " --runner=FnApiRunner"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
@@ -220,7 +220,7 @@ def test_config_schema_is_typed_and_documented():
     assert schema["properties"]["error_handling"]["properties"] == {"output": {"type": "string"}}
     assert crosses["description"].startswith("The crosses to compute. Each is a mapping with `features`")
     assert all(p.get("description") for p in schema["properties"].values())
-    # The README's config is valid under it, and a misspelt key or a bad output_mode is not.
+    # docs/beam.md's config is valid under it, and a misspelt key or a bad output_mode is not.
     jsonschema = pytest.importorskip("jsonschema", reason="part of apache-beam[yaml]")
     (spec,) = [t for t in yaml.safe_load(readme_yaml())["pipeline"]["transforms"] if t["type"] == "CrossFeatures"]
     jsonschema.validate(spec["config"], schema)
