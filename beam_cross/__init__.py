@@ -15,6 +15,7 @@ from beam_cross.core.errors import FeatureError
 from beam_cross.core.generated import all_crosses
 from beam_cross.core.learning import learned
 from beam_cross.core.spec import Cross
+from beam_cross.core.suggested import suggested_bins
 from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "from_feature_space",
     "hashed_cross",
     "learned",
+    "suggested_bins",
 ]
 
 

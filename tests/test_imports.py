@@ -17,11 +17,11 @@ HEAVY = ("tensorflow", "keras", "tf_keras", "tensorflow_transform", "apache_beam
 # The public API as README documents it: ``beam_cross.<Name>``. A new export is a decision, not an accident.
 DOCUMENTED_API = {"Bucketize", "Cross", "CrossFeatures", "CrossingLayer", "DEFAULT_HASH_KEY", "FeatureColumn",
                   "FeatureError", "Hash", "HashedCrossing", "Identity", "LearnCrosses", "Lookup", "all_crosses",
-                  "feature_column", "from_feature_columns", "from_feature_space", "hashed_cross", "learned"}
+                  "feature_column", "from_feature_columns", "from_feature_space", "hashed_cross", "learned", "suggested_bins"}
 LIGHT_MODULES = ("beam_cross", "beam_cross.core.columns", "beam_cross.core.cross", "beam_cross.core.errors", "beam_cross.core.spec",
                  "beam_cross.core.spec_file", "beam_cross.core._fingerprint", "beam_cross.core.transforms", "beam_cross.core.raw_values",
                  "beam_cross.core.lookup", "beam_cross.core.transform_base", "beam_cross.core.generated",
-                 "beam_cross.core.learning", "beam_cross.core.quantiles")
+                 "beam_cross.core.learning", "beam_cross.core.quantiles", "beam_cross.core.suggested")
 
 
 def clean_environment() -> dict:

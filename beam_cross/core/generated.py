@@ -19,6 +19,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 
 from beam_cross.core.spec import Cross, check_crosses
+from beam_cross.core.suggested import resolve_num_bins
 from beam_cross.core.transforms import Transform, transform_from_dict
 
 __all__ = ["MAX_DEGREE", "all_crosses", "expand_generated"]
@@ -49,7 +50,9 @@ def all_crosses(features, degree: int = 2, num_bins=None, *, exclude=(), output_
             at least two, each column once. Their order is the order of every cross's features.
         degree: the largest number of features in a cross, 2 to 4.
         num_bins: the bins of every cross (an int), or a mapping of cross name to bins, with ``"*"``
-            for the crosses it does not name (without ``"*"``, it must name every cross).
+            for the crosses it does not name (without ``"*"``, it must name every cross); or the bins
+            a collision report suggests (:func:`~beam_cross.core.suggested.suggested_bins`), whose
+            other crosses are ignored.
         exclude: groups of feature names never crossed together: a combination holding every feature
             of one group is left out (``exclude=[["user_id"]]`` leaves out every cross of ``user_id``).
         output_mode, hash_key: as :class:`~beam_cross.Cross`, for every cross.
@@ -99,7 +102,8 @@ def _groups(exclude, names) -> list[frozenset]:
 
 def _bins(num_bins, cross_names) -> dict:
     if isinstance(num_bins, Mapping):
-        unknown = sorted(set(num_bins) - set(cross_names) - {DEFAULT_KEY})
+        reported = getattr(num_bins, "reported", frozenset())  # suggested_bins: a report's other crosses
+        unknown = sorted(set(num_bins) - set(cross_names) - {DEFAULT_KEY} - reported)
         if unknown:
             raise ValueError(f"`num_bins` names crosses that are not generated: {unknown}. The generated crosses: "
                              f"{cross_names}")
@@ -115,9 +119,11 @@ def _bins(num_bins, cross_names) -> dict:
 GENERATED_KEY = "all_crosses"
 
 
-def expand_generated(config: list) -> list:
+def expand_generated(config: list, directory=None) -> list:
     """A spec file's list of crosses with each ``{"all_crosses": {...}}`` entry replaced by the crosses
     it generates (its keys are :func:`all_crosses`' arguments), in place: how a config file holds them.
+    Its ``num_bins`` may be ``{suggested_from: report.json, ...}``
+    (:func:`~beam_cross.core.suggested.resolve_num_bins`; a relative path is taken from ``directory``).
 
     >>> [c["num_bins"] if isinstance(c, dict) else c.name for c in expand_generated(
     ...     [{"all_crosses": {"features": ["a", "b", "c"], "num_bins": 10}}, {"features": ["a", "d"], "num_bins": 5}])]
@@ -136,6 +142,8 @@ def expand_generated(config: list) -> list:
                 raise ValueError(f"`{GENERATED_KEY}` takes {sorted(known)}. Received unknown keys: {unknown}")
             if "features" not in arguments:
                 raise ValueError(f"`{GENERATED_KEY}` needs `features`. Received: {arguments!r}")
+            if "num_bins" in arguments:
+                arguments["num_bins"] = resolve_num_bins(arguments["num_bins"], directory)
             out.extend(all_crosses(arguments.pop("features"), **arguments))
         else:
             out.append(entry)

@@ -2,7 +2,9 @@
 
 The file holds the list itself, or a mapping with the list under ``crosses:`` (the command's
 ``--config`` takes the same files). An entry ``{all_crosses: {features: [...], degree: 2, num_bins: ...}}``
-stands for the crosses :func:`~beam_cross.core.generated.all_crosses` generates. YAML is read with ``yaml.safe_load`` (a superset of JSON; no
+stands for the crosses :func:`~beam_cross.core.generated.all_crosses` generates; its ``num_bins`` may be
+``{suggested_from: report/collisions.json, "*": 1000}``, the bins a collision report suggests
+(:mod:`beam_cross.core.suggested`; the path relative to the spec file). YAML is read with ``yaml.safe_load`` (a superset of JSON; no
 tags), so one reader takes both.
 
 >>> import pathlib, tempfile
@@ -65,7 +67,7 @@ def read_crosses(path) -> tuple[Cross, ...]:
                          f"(or `crosses: [...]`). Received: {config!r}")
     try:
         config = _with_vocabulary_files(config, Path(path).parent)
-        return check_crosses(expand_generated(config))
+        return check_crosses(expand_generated(config, Path(path).parent))
     except (TypeError, ValueError) as error:
         raise type(error)(f"The spec file {os.fspath(path)}: {error}") from None
 

@@ -123,3 +123,34 @@ def test_a_bad_generated_entry_names_the_file(tmp_path, entry, message):
     with pytest.raises(ValueError, match=message) as raised:
         read_crosses(path)
     assert str(path) in str(raised.value)
+
+
+def test_suggested_bins_from_a_report_and_its_checks(tmp_path):
+    """``suggested_bins`` gives ``stats.suggested_num_bins`` of each measured count; an estimated count
+    counts as its upper bound; a report's other crosses are ignored, a misspelt override is not."""
+    from beam_cross import suggested_bins
+    from beam_cross.core.stats import suggested_num_bins
+    from beam_cross.core.suggested import resolve_num_bins
+
+    report = {"crosses": [
+        {"cross": "a_X_b", "distinct_crosses": 500, "target_collision_share": 0.01, "exact": True},
+        {"cross": "a_X_c", "distinct_crosses": 2_000_000, "exact": False, "distinct_crosses_95pct_bounds": [1_960_000, 2_040_000]},
+        {"cross": "x_X_y", "distinct_crosses": 7},
+    ]}
+    bins = suggested_bins(report, default=64)
+    assert bins == {"a_X_b": suggested_num_bins(500, 0.01), "a_X_c": suggested_num_bins(2_040_000, 0.01),
+                    "x_X_y": suggested_num_bins(7, 0.01), "*": 64}
+    assert suggested_bins(report, target_collision_share=0.1)["a_X_b"] == suggested_num_bins(500, 0.1)
+    assert [(c.name, c.num_bins) for c in all_crosses(["a", "b", "c"], num_bins=bins)] == [
+        ("a_X_b", bins["a_X_b"]), ("a_X_c", bins["a_X_c"]), ("b_X_c", 64)]
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    resolved = resolve_num_bins({"suggested_from": "report.json", "b_X_c": 9, "a_X_x": 1}, tmp_path)
+    with pytest.raises(ValueError, match=r"names crosses that are not generated: \['a_X_x'\]"):
+        all_crosses(["a", "b", "c"], num_bins=resolved)
+    with pytest.raises(ValueError, match="gives no bins for"):
+        all_crosses(["a", "b", "d"], num_bins=suggested_bins(report))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"The collision report .*bad.json is not JSON"):
+        suggested_bins(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="must name the `cross` and hold its `distinct_crosses`"):
+        suggested_bins([{"cross": "a_X_b", "distinct_crosses": "500"}])
