@@ -137,7 +137,15 @@ class _Quantiles(beam.CombineFn):
 
 
 def _numbers_of(tagged, index):
-    return (tagged[2],) if tagged[0] == _NUMBERS and tagged[1] == index else ()
+    return ((None, tagged[2]),) if tagged[0] == _NUMBERS and tagged[1] == index else ()
+
+
+def _keyed(stat):
+    return None, stat
+
+
+def _gathered(_, stats):
+    return [s for s in stats if s is not None]
 
 
 def _tokens_of(tagged, index):
@@ -153,9 +161,10 @@ def _frequent(counted, min_count):
     return counted[1] >= min_count
 
 
-def _quantile_stats(output, index, num_buckets):
+def _quantile_stats(keyed, index, num_buckets):
     """The ``num_buckets - 1`` inner quantiles from the combiner's ``[min, q_1, ..., q_k-1, max]``; with
     fewer values than that, the combiner gives them all, sorted, and they are ranked exactly."""
+    output = keyed[1]
     inner = output[1:-1] if len(output) == num_buckets + 1 else exact_quantiles(output, num_buckets)
     return index, inner
 
@@ -256,7 +265,7 @@ class LearnCrosses(beam.PTransform):
                 branches.append(
                     tagged
                     | f"Numbers {step}" >> beam.FlatMap(_numbers_of, i)
-                    | f"Quantiles {step}" >> beam.CombineGlobally(combiner)
+                    | f"Quantiles {step}" >> beam.CombinePerKey(combiner)
                     | f"Boundaries {step}" >> beam.Map(_quantile_stats, i, transform.num_buckets))
             else:
                 most = transform.most_tokens
@@ -268,8 +277,12 @@ class LearnCrosses(beam.PTransform):
                     | f"By kind {step}" >> beam.Map(_by_kind)
                     | f"Top {step}" >> beam.combiners.Top.PerKey(_NO_LIMIT if most is None else most)
                     | f"Vocabulary {step}" >> beam.Map(_count_stats, i))
-        if not branches:
-            stats = pcoll.pipeline | "No statistics" >> beam.Create([[]])
-        else:
-            stats = branches | "Statistics" >> beam.Flatten() | "Gather" >> beam.combiners.ToList()
+        # Keyed combines only (one key), and a seed so that the gathering always has an element: Beam's
+        # DaskRunner mis-evaluates CombineGlobally (its default, injected through a side input) when the
+        # input spans several partitions.
+        seed = pcoll.pipeline | "Seed" >> beam.Create([(None, None)])
+        stats = ([seed] + [b | f"Key {i}" >> beam.Map(_keyed) for i, b in enumerate(branches)]
+                 | "Statistics" >> beam.Flatten()
+                 | "Gather" >> beam.CombinePerKey(beam.combiners.ToListCombineFn())
+                 | "Gathered" >> beam.MapTuple(_gathered))
         return stats | "Learn" >> beam.Map(_learn, crosses, transforms)

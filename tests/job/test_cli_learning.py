@@ -11,10 +11,15 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from beam_cross import Bucketize, Cross, Lookup
 from beam_cross.core.learning import learn_exactly
@@ -22,6 +27,7 @@ from beam_cross.core.spec_file import read_crosses, write_crosses
 from beam_cross.job.cli import main
 from beam_cross.job.run import run
 
+REPO = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(9)
 N = 3000
 AGE = np.round(RNG.lognormal(3, 1, N), 2)
@@ -122,3 +128,49 @@ def test_a_cut_short_input_stops_the_learning_stage_naming_the_file(tmp_path, ca
     assert code != 0
     assert f"The input was not read exactly once: {path}: the gzip stream ends" in err, err
     assert not (tmp_path / "out").exists() or not (tmp_path / "out" / "_MANIFEST.json").exists()
+
+
+LEARN_ON_DASK = """
+import sys
+from distributed import Client, LocalCluster
+from beam_cross.job.cli import main
+
+if __name__ == "__main__":
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \\
+            Client(cluster):
+        code = main(["--input", sys.argv[1], "--config", sys.argv[2], "--output", sys.argv[3], "--no_chart",
+                     "--range_bytes", "20000", "--runner", "DaskRunner", "--dask_client_address", cluster.scheduler_address])
+    sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["DaskRunner", "multi_processing"])
+def test_the_learning_stage_on_distributed_runners(tmp_path, runner):
+    """The learning stage and the crossing stage on the DaskRunner (a local cluster, in a child process)
+    and on the multi-process DirectRunner, over several byte ranges: the exact learned spec, and each
+    row's ids those of ``Cross.apply`` with it."""
+    if runner == "DaskRunner":
+        pytest.importorskip("distributed", reason="the DaskRunner needs dask.distributed (extra `dask`)")
+    config = tmp_path / "todo.json"
+    write_crosses(CROSSES, config)
+    output = tmp_path / "out"
+    source = _input(tmp_path)
+    if runner == "DaskRunner":
+        script = tmp_path / "learn_on_dask.py"
+        script.write_text(LEARN_ON_DASK)
+        done = subprocess.run([sys.executable, str(script), source, str(config), str(output)], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        assert f"all {N:,} rows accounted for" in done.stdout
+    else:
+        assert main(["--input", source, "--config", str(config), "--output", str(output), "--no_chart",
+                     "--range_bytes", "20000", "--runner", "DirectRunner", "--direct_num_workers", "2",
+                     "--direct_running_mode", "multi_processing"]) == 0
+    exact = learn_exactly(CROSSES, {"age": AGE, "word": WORD, "hour": HOUR})
+    assert read_crosses(output / "learned" / "crosses.json") == exact
+    crossed = _crossed(output)
+    assert crossed.column("row_id").to_pylist() == list(range(N))
+    columns = {"age": AGE, "word": np.array(WORD, object), "hour": HOUR}
+    for cross in exact:
+        assert crossed.column(cross.name).to_pylist() == cross.apply(columns).tolist()
