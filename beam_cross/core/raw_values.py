@@ -39,9 +39,16 @@ class Part:
     data: object  # np.ndarray (int64 / uint64 / float) or a pyarrow binary / large_binary Array
 
     def value(self, index: int):
-        """The value at ``index`` of ``data``, as a Python value (for error messages)."""
+        """The value at ``index`` of ``data``, as a Python value (for error messages): a string as the
+        ``str`` it was (its UTF-8 bytes if they are not valid UTF-8)."""
         item = self.data[index]
-        return item.as_py() if isinstance(item, pa.Scalar) else item.item()
+        value = item.as_py() if isinstance(item, pa.Scalar) else item.item()
+        if self.kind == STRING and isinstance(value, bytes):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return value
+        return value
 
 
 @dataclass(frozen=True)
