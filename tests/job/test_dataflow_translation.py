@@ -17,8 +17,9 @@ its staged sdist installed with its declared dependencies only, its staged pipel
    switched to embedded Python (``FnApiRunner``): the ids it writes are ``beam_cross.hashed_cross``'s,
    computed here from the input file, row for row; rows read = crossed + rejected.
 
-What only a real Dataflow job shows (GCS, the workers' container, the service's checks) is listed in
-docs/dataflow.md. Without ``BEAM_CROSS_GCP_PYTHON`` the test is skipped, except under CI (``CI=true``)::
+The command's rules for a template (local paths only with a local template; no learning stage) are
+tested here too, in the fast suite. What only a real Dataflow job shows (GCS, the workers' container,
+the service's checks) is listed in docs/dataflow.md. Without ``BEAM_CROSS_GCP_PYTHON`` the test is skipped, except under CI (``CI=true``)::
 
     BEAM_CROSS_GCP_PYTHON="$(bash .ci/gcp-env)" python -m pytest tests/job/test_dataflow_translation.py
 """
@@ -41,7 +42,7 @@ from beam_cross.core.spec_file import read_crosses
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "beam_cross" / "data" / "sample_clicks.jsonl"
 CROSSES = REPO / "beam_cross" / "data" / "sample_crosses.yaml"
-pytestmark = pytest.mark.slow  # about a minute once the venvs exist: translation, an sdist install, a run
+slow = pytest.mark.slow  # under a minute once the venvs exist: translation, an sdist install, a run
 
 BUILD_COMMAND = 'BEAM_CROSS_GCP_PYTHON="$(bash .ci/gcp-env)" python -m pytest tests/job/test_dataflow_translation.py'
 IGNORE = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis",
@@ -186,6 +187,7 @@ def staged_run(translated, tmp_path_factory):
     return json.loads(result_path.read_text())
 
 
+@slow
 def test_the_command_says_it_wrote_a_template_and_commits_nothing(translated):
     out = translated["stdout"]
     assert out.startswith(f"beam-cross: wrote the Dataflow template {translated['template']} in ")
@@ -196,6 +198,7 @@ def test_the_command_says_it_wrote_a_template_and_commits_nothing(translated):
     assert sorted(p.name for p in output.iterdir()) == []  # no lock left, no temporary directory yet
 
 
+@slow
 def test_the_template_points_at_the_staged_proto_and_packages(translated):
     staging = translated["staging"]
     template = json.loads(translated["template"].read_text())
@@ -212,6 +215,7 @@ def test_the_template_points_at_the_staged_proto_and_packages(translated):
     assert images and all(":2.78.0" in i and "beam_python3" in i for i in images), images
 
 
+@slow
 def test_the_staged_proto_holds_the_job_in_a_dataflow_container(translated):
     from apache_beam.portability import common_urns
     from apache_beam.portability.api import beam_runner_api_pb2
@@ -224,6 +228,7 @@ def test_the_staged_proto_holds_the_job_in_a_dataflow_container(translated):
     assert proto.root_transform_ids
 
 
+@slow
 def test_the_staged_sdist_holds_the_package_and_its_data_and_nothing_from_tests(translated):
     assert (translated["checkout"] / "tests" / "job" / Path(__file__).name).exists()  # there to be left out
     with tarfile.open(translated["staging"] / "workflow.tar.gz") as tar:
@@ -236,6 +241,7 @@ def test_the_staged_sdist_holds_the_package_and_its_data_and_nothing_from_tests(
     assert [n for n in names if n.endswith((".so", ".pyd", ".pyc"))] == []
 
 
+@slow
 def test_the_sdist_installs_with_its_declared_dependencies_only(staged_run):
     assert staged_run["pip_check"][0] == 0, staged_run["pip_check"]
     assert staged_run["missing"] == [] and staged_run["undeclared"] == [], staged_run
@@ -250,6 +256,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+@slow
 def test_the_staged_proto_crosses_the_input_as_hashed_cross_does(staged_run, translated):
     assert staged_run["state"] == "DONE"
     assert staged_run["environments"] == ["beam:env:docker:v1"]
@@ -282,3 +289,33 @@ def test_the_staged_proto_crosses_the_input_as_hashed_cross_does(staged_run, tra
         for row in kept:  # the input columns went through as they came
             assert {f: by_id[row["click_id"]][f] for f in cross.features} == {f: row[f] for f in cross.features}
     assert {len(by_id[r["click_id"]]["interests_X_country"]) for r in kept} >= {1, 2, 3}
+
+
+def _csv(path: Path) -> Path:
+    path.write_text("country,hour,age\nus,5,31.5\nfr,13,40.0\n")
+    return path
+
+
+def test_local_paths_are_refused_with_a_template_on_gcs(tmp_path, capsys):
+    from beam_cross.job.cli import main
+
+    assert main(["--input", str(_csv(tmp_path / "in.csv")), "--cross", "country,hour:10", "--output", str(tmp_path / "o"),
+                 "--runner", "DataflowRunner", "--project", "p", "--region", "us-central1",
+                 "--template_location", "gs://bucket/templates/t.json"]) == 2
+    assert "DataflowRunner workers cannot see local paths" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_template_of_a_spec_still_to_learn_is_refused(tmp_path, capsys):
+    from beam_cross import Bucketize, Cross
+    from beam_cross.core.spec_file import write_crosses
+    from beam_cross.job.cli import main
+
+    config = tmp_path / "todo.json"
+    write_crosses([Cross([Bucketize("age", num_buckets=4), "country"], 100)], config)
+    assert main(["--input", str(_csv(tmp_path / "in.csv")), "--config", str(config), "--output", str(tmp_path / "o"),
+                 "--runner", "DataflowRunner", "--project", "p", "--region", "us-central1",
+                 "--template_location", str(tmp_path / "t" / "template.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--template_location cannot hold a run that learns its spec" in err and "learned/" in err
+    assert not (tmp_path / "t").exists()
