@@ -26,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_cross.job import formats
 from beam_cross.job.errors import InputError
 from beam_cross.job.formats.base import SAMPLE_BYTES, Facts, is_float
+from beam_cross.job.remote import check_remote
 from beam_cross.job.schema import arrow_schema
 
 SAMPLING_THREADS = 16
@@ -100,6 +101,7 @@ def list_files(patterns) -> list[tuple[str, int, float]]:
     found = set()
     for pattern in patterns:
         if "://" in pattern:
+            check_remote(pattern, "--input")  # in seconds, not after the filesystem's retries
             found.update(_remote(pattern))
         elif os.path.isfile(pattern):
             found.add(_local(pattern))

@@ -44,6 +44,7 @@ from beam_cross.job.errors import PlanError
 from beam_cross.job.formats import get as get_format
 from beam_cross.job.formats.base import RANGE_BYTES
 from beam_cross.job.input_plan import InputFile, InputPlan, plan_input
+from beam_cross.job.remote import check_remote
 from beam_cross.job.schema import parse_schema
 
 __all__ = ["Job", "PlanError", "absolute", "check_beam_flags", "load_crosses", "plan", "plan_source"]
@@ -178,6 +179,7 @@ def check_output(output: str, pattern: str, files: list[str]) -> None:
         raise PlanError(f"`--output` {output} is inside the input directory {pattern}; choose another --output.")
     if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
         raise PlanError(f"`--output` {output} is a file; it must be a directory.")
+    check_remote(output, "--output")  # in seconds, not after the filesystem's retries
     probe = FileSystems.join(output, f"{commit.TEMP_PREFIX}write-check-{uuid.uuid4().hex[:8]}")
     try:
         if "://" not in output:

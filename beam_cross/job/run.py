@@ -8,6 +8,10 @@ Beam's counters where the runner reports them), or :class:`RowsLost` is raised a
 committed. Too many rejected rows (``--max_rejected_share``; every row rejected; no row read)
 raise :class:`TooManyRejected`, also without committing. Otherwise the output is committed with its
 manifest (:mod:`beam_cross.job.commit`). The launcher never reads the inputs or the outputs to count.
+
+With ``--runner DataflowRunner --template_location PATH`` the runner only writes the job's description
+(the template, its ``pipeline.pb`` and the staged sdist) and nothing runs: ``run`` returns a
+:class:`TemplateWritten` instead of a summary, and nothing is committed (docs/dataflow.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
@@ -78,7 +83,7 @@ def _options(beam_args):
     return options, runner, in_process
 
 
-def run(argv=None) -> Summary:
+def run(argv=None) -> Summary | TemplateWritten:
     """Runs the job described by ``argv`` (see ``beam-cross --help``); returns its summary."""
     started = time.monotonic()
     known, beam_args = build_parser().parse_known_args(argv)
@@ -86,12 +91,20 @@ def run(argv=None) -> Summary:
     check_beam_flags(beam_args, own_flags())
     crosses, notes = crosses_of(known)
     options, runner, in_process = _options(beam_args)
+    template = _template_location(options, runner)
     if runner.split(".")[-1] == "DataflowRunner":
         local = [p for p in (known.input, known.output) if "://" not in p]
-        if local:
+        if local and (template is None or "://" in template):
             raise PlanError(f"DataflowRunner workers cannot see local paths such as {local[0]}; use gs:// paths for "
                             "--input and --output.")
+        if local:  # a local template: the translation, checked offline (docs/dataflow.md)
+            notes.append(f"the template reads and writes local paths such as {local[0]}, which Dataflow workers "
+                         "cannot see: it is for checking the translation, not for launching")
     job = plan(known, crosses, notes)
+    if template is not None and job.learns:
+        raise PlanError("--template_location cannot hold a run that learns its spec: learning is a pipeline of its "
+                        "own, run before the crossing one. Learn it with a run of the command (it commits the learned "
+                        "spec under learned/), then write the template with that spec as --config.")
     for note in job.notes:
         _log.info("beam-cross: %s", note)
     _log.info("beam-cross: %d %s file(s), %d cross(es) -> %s", len(job.files), job.input_format, len(job.crosses),
@@ -102,6 +115,10 @@ def run(argv=None) -> Summary:
                 job = _learn(job, options, runner)
             pipeline = beam.Pipeline(options=options)
             build_pipeline(pipeline, job, whole_job_progress=in_process)
+            if template is not None:  # the runner writes the job's description: nothing runs
+                _make_local_dirs(options, template)
+                pipeline.run()
+                return TemplateWritten(job, template, time.monotonic() - started)
             result = _wait(pipeline.run(), runner)
             if result.state != PipelineState.DONE:
                 raise JobFailed(f"The pipeline ended in state {result.state}; nothing was committed and the previous "
@@ -120,6 +137,45 @@ def run(argv=None) -> Summary:
         except OSError as error:
             raise JobFailed(f"Committing the output failed: {failure_text(error)}. The previous output and the run's "
                             f"files are as the commit journal {commit.JOURNAL} in {job.output} lists them.") from error
+
+
+def _template_location(options, runner: str) -> str | None:
+    """Dataflow's ``--template_location``: the runner then writes the job's description there and runs nothing."""
+    if runner.split(".")[-1] != "DataflowRunner":
+        return None
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return options.view_as(GoogleCloudOptions).template_location or None
+
+
+def _make_local_dirs(options, template: str) -> None:
+    """The local folders of a template and its staging: Beam writes into them without creating them (and
+    retries a missing one for minutes)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    cloud = options.view_as(GoogleCloudOptions)
+    for folder in (os.path.dirname(template), cloud.staging_location, cloud.temp_location):
+        if folder and "://" not in folder:
+            os.makedirs(folder, exist_ok=True)
+
+
+@dataclass
+class TemplateWritten:
+    """What the command says after writing a Dataflow template (``--template_location``) instead of a run."""
+
+    job: Job
+    template: str
+    seconds: float
+
+    def text(self) -> str:
+        job = self.job
+        lines = [f"beam-cross: wrote the Dataflow template {self.template} in {self.seconds:.1f} s; nothing ran and "
+                 "nothing was committed"] + [f"  note: {n}" for n in job.notes]
+        lines.append(f"  it holds this plan: {len(job.files)} {job.input_format} file(s) as listed now (its workers "
+                     f"read no other, and record a file changed since as a read error), {len(job.crosses)} cross(es)")
+        lines.append(f"  a job launched from it writes into {job.temp_dir} and is not committed: the command "
+                     "accounts for the rows and commits only a run it launches and waits for")
+        return "\n".join(lines)
 
 
 def _learn(job: Job, options, runner: str) -> Job:
