@@ -61,6 +61,9 @@ def main(argv=None) -> int:
     if not verbose:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_not_a_reported_failure)
+    printed = _PrintedLines()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(printed)
     if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds: the output lock is released
         signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -71,8 +74,24 @@ def main(argv=None) -> int:
         return _fail(str(error), EXIT_REFUSED, error, verbose)  # an argument the plan could not take
     except Exception as error:  # OSError of a filesystem (no space, no permission...), or a bug
         return _fail(failure_text(error), EXIT_FAILED, error, verbose)
-    print(summary.text())
+    # A note of the plan (the bundled sample, a kind guessed for a column) is printed once, when the job
+    # starts: before a long run (on Dataflow, before any worker starts), when a user can still stop it and
+    # pass --input or --schema. The summary repeats none of them; it has the notes only known at the end.
+    print(summary.text(shown=printed.lines))
     return 0
+
+
+class _PrintedLines(logging.Filter):
+    """Remembers the lines the command itself printed on the terminal (its logger ``beam_cross``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = set()
+
+    def filter(self, record):
+        if record.name == "beam_cross":
+            self.lines.add(record.getMessage())
+        return True
 
 
 def _terminated(signum, frame):
