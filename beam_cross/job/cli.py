@@ -21,16 +21,18 @@ the terminal with ``--verbose``).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import tempfile
+import threading
+import traceback
 
-
-def _not_bigquery_notice(record: logging.LogRecord) -> bool:
-    # Without Beam's `gcp` extra, importing Beam's IO logs on the root logger that the BigQuery client
-    # libraries are missing; this command never uses BigQuery. Dropped before the imports below.
-    return "apitools not found" not in record.getMessage()
-
-
-logging.getLogger().addFilter(_not_bigquery_notice)
+# First: drops, before Beam loads, what Beam prints that the command's user cannot act on (the BigQuery
+# notice of a Beam without its `gcp` extra, the multi-process runner's worker notices; beam_cross.beam.quiet).
+import beam_cross.beam  # noqa: F401
+from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError
+from beam_cross.job.run import failure_text, run
 
 
 def _not_a_reported_failure(record: logging.LogRecord) -> bool:
@@ -38,15 +40,6 @@ def _not_a_reported_failure(record: logging.LogRecord) -> bool:
     # error itself, in one line (the traceback goes to its log file, or to the terminal with --verbose).
     return not (record.name.startswith("apache_beam") and record.levelno >= logging.ERROR
                 and (record.exc_info or "Traceback (most recent call last)" in record.getMessage()))
-
-import os  # noqa: E402
-import signal  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import traceback  # noqa: E402
-
-from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError  # noqa: E402
-from beam_cross.job.run import failure_text, run  # noqa: E402
 
 
 def main(argv=None) -> int:
