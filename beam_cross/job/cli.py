@@ -20,8 +20,10 @@ the terminal with ``--verbose``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -31,6 +33,7 @@ import traceback
 # First: drops, before Beam loads, what Beam prints that the command's user cannot act on (the BigQuery
 # notice of a Beam without its `gcp` extra, the multi-process runner's worker notices; beam_cross.beam.quiet).
 import beam_cross.beam  # noqa: F401
+from beam_cross.core.stderr_lines import lines_dropped
 from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError
 from beam_cross.job.run import failure_text, run
 
@@ -42,6 +45,23 @@ def _not_a_reported_failure(record: logging.LogRecord) -> bool:
                 and (record.exc_info or "Traceback (most recent call last)" in record.getMessage()))
 
 
+# The workers of the multi-process DirectRunner write to the command's stderr. Without Beam's `gcp` extra,
+# each logs the BigQuery notice while importing Beam, which gives its root logger a handler; its start and
+# stop are then printed at INFO, with two warnings about Beam's own setup. Neither says anything to act on.
+_WORKER_LINES = re.compile(
+    rb"^(WARNING:root:apitools not found, and bigquery client libraries are not available"
+    rb"|INFO:(__main__|apache_beam\.runners\.worker\.[\w.]+):"
+    rb"|WARNING:__main__:No semi_persistent_directory found: "
+    rb"|WARNING:apache_beam\.options\.pipeline_options:Discarding unparseable args: "
+    rb"\[('--(direct_runner_use_stacked_bundle|pipeline_type_check)'(, )?)+\]\r?$)"
+)
+
+
+def _runs_local_workers(argv: list[str]) -> bool:
+    return any(a == "--direct_running_mode=multi_processing" or (a == "--direct_running_mode" and b == "multi_processing")
+               for a, b in zip(argv, argv[1:] + [""]))
+
+
 def main(argv=None) -> int:
     """Entry point of the console script; returns the exit status."""
     # force: a library that logged on the root logger before (Beam does, while importing) has already
@@ -50,7 +70,8 @@ def main(argv=None) -> int:
     for noisy in ("apache_beam", "distributed", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    verbose = "--verbose" in args
     if not verbose:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_not_a_reported_failure)
@@ -59,8 +80,10 @@ def main(argv=None) -> int:
         handler.addFilter(printed)
     if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds: the output lock is released
         signal.signal(signal.SIGTERM, _terminated)
+    quiet_workers = lines_dropped(_WORKER_LINES.match) if _runs_local_workers(args) else contextlib.nullcontext()
     try:
-        summary = run(argv)
+        with quiet_workers:
+            summary = run(argv)
     except JobError as error:
         return _fail(str(error), error.exit_status, error, verbose)
     except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:

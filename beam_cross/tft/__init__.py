@@ -29,10 +29,6 @@ import re
 
 import apache_beam as beam
 import numpy as np
-import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform import schema_inference
 
 from beam_cross.core.cross import check_hash_key, check_num_bins
 from beam_cross.core.spec import Cross, check_crosses
@@ -43,8 +39,15 @@ from beam_cross.core.stats import (
     check_target,
 )
 from beam_cross.tf.cross_ops import COMPOSITE, as_int64_or_string, as_ragged, crossed_ids
+from beam_cross.tf.startup import start_up_lines_dropped
 from beam_cross.tf.transform_ops import transform_ids
 from beam_cross.tft.learned import learned_ids
+
+with start_up_lines_dropped():
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform import schema_inference
 
 __all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
 
