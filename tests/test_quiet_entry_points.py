@@ -151,6 +151,12 @@ def test_command_on_the_multi_process_runner_prints_its_own_lines_only(tmp_path)
 
 
 @pytest.mark.slow
+def test_the_tensorflow_engine_prints_no_tensorflow_start_up_line(tmp_path):
+    code = CROSS_FEATURES.replace("CrossFeatures(crosses)", 'CrossFeatures(crosses, engine="tensorflow")')
+    assert run([], tmp_path, code=code) == (EXPECTED_ROW, [])
+
+
+@pytest.mark.slow
 def test_keras_layer_prints_no_tensorflow_start_up_line(tmp_path):
     code = """
         import numpy as np
