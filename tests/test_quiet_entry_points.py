@@ -67,6 +67,23 @@ def test_cross_features_prints_its_rows_only(tmp_path):
     assert run([], tmp_path, code=CROSS_FEATURES) == (EXPECTED_ROW, [])
 
 
+@pytest.mark.parametrize("flags", [[], ["--zzzz_qqqq"]])
+def test_a_transform_on_a_list_does_not_warn_about_the_script_path(tmp_path, flags):
+    # Beam runs it in a pipeline of PipelineOptions(sys.argv): the script's path is "unparseable".
+    (tmp_path / "example.py").write_text(textwrap.dedent("""
+        from beam_cross import Cross, CrossFeatures
+
+        print([r["country_X_hour"] for r in [{"country": "fr", "hour": 13}] | CrossFeatures([Cross(["country", "hour"], 1000)])])
+    """))
+    stdout, stderr = run(["example.py", *flags], tmp_path)
+    assert stdout == "[755]\n"
+    typo = [  # a flag of the user's still shows
+        "WARNING:apache_beam.options.pipeline_options:Unparseable argument: --zzzz_qqqq",
+        *["WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: ['example.py', '--zzzz_qqqq']"] * 2,
+    ]
+    assert stderr == (typo if flags else [])
+
+
 def test_the_bigquery_notice_is_dropped_and_nothing_else(tmp_path):
     # Beam logs it on the root logger while it loads, without its gcp extra; beam_cross loads Beam here.
     code = f"""

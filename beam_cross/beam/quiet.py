@@ -10,6 +10,11 @@ the warnings filters, once per process, filters that each match one message and 
   MLTransform's output types) "will be ignored and not used for type-checking purposes";
 - jsonpickle 4 warns "keys will default to True in jsonpickle 5.0.0" (``DeprecationWarning``) each time
   ``MLTransform`` writes or reads its attributes file (``apache_beam.ml.transforms.base``);
+- a transform applied to a list (``rows | CrossFeatures(...)`` without a pipeline; tf.Transform's
+  in-memory ``(data, metadata) | AnalyzeAndTransformDataset(...)``) runs in a pipeline that Beam makes
+  with ``PipelineOptions(sys.argv)``, whose first item is the script's own path: Beam warns "Unparseable
+  argument: example.py" and "Discarding unparseable args: ['example.py']" (only that path alone is
+  dropped; an unknown flag of the user's still shows, with the path);
 - the multi-process DirectRunner forwards, once per worker, the worker's "No semi_persistent_directory
   found" warning and its "Discarding unparseable args" warning about the runner's own two flags
   (``--direct_runner_use_stacked_bundle``, ``--pipeline_type_check``).
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
 
 _ROOT_NOTICES = re.compile(
@@ -42,6 +48,7 @@ _WORKER_NOTICES = re.compile(
     r"|Discarding unparseable args: \[(\\?'--(direct_runner_use_stacked_bundle|pipeline_type_check)\\?'(, )?)+\]\")"
 )
 _JOB_SERVICE_LOGGER = "apache_beam.runners.portability.local_job_service"
+_OPTIONS_LOGGER = "apache_beam.options.pipeline_options"
 
 
 def _not_a_beam_notice(record: logging.LogRecord) -> bool:
@@ -52,10 +59,18 @@ def _not_a_worker_notice(record: logging.LogRecord) -> bool:
     return not _WORKER_NOTICES.match(record.getMessage())
 
 
+def not_the_script_path(record: logging.LogRecord) -> bool:
+    """False for Beam's warning that the script's own path (``sys.argv[0]``) is no pipeline option."""
+    script = sys.argv[0] if sys.argv else ""
+    return not (script and record.getMessage() in (f"Unparseable argument: {script}",
+                                                   f"Discarding unparseable args: {[script]}"))
+
+
 def drop_beam_notices() -> None:
     """Adds the filters above (a second call adds nothing)."""
     logging.getLogger().addFilter(_not_a_beam_notice)  # a logger holds a filter once
     logging.getLogger(_JOB_SERVICE_LOGGER).addFilter(_not_a_worker_notice)
+    logging.getLogger(_OPTIONS_LOGGER).addFilter(not_the_script_path)
     # warnings.filterwarnings moves an equal filter to the front instead of adding it twice.
     warnings.filterwarnings("ignore", message=r"keys will default to True in jsonpickle 5\.0\.0",
                             category=DeprecationWarning, module=r"apache_beam\.ml\.transforms\.base$")
