@@ -20,17 +20,22 @@ the terminal with ``--verbose``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
+import signal
 import sys
+import tempfile
+import threading
+import traceback
 
-
-def _not_bigquery_notice(record: logging.LogRecord) -> bool:
-    # Without Beam's `gcp` extra, importing Beam's IO logs on the root logger that the BigQuery client
-    # libraries are missing; this command never uses BigQuery. Dropped before the imports below.
-    return "apitools not found" not in record.getMessage()
-
-
-logging.getLogger().addFilter(_not_bigquery_notice)
+# First: drops, before Beam loads, what Beam prints that the command's user cannot act on (the BigQuery
+# notice of a Beam without its `gcp` extra, the multi-process runner's worker notices; beam_cross.beam.quiet).
+import beam_cross.beam  # noqa: F401
+from beam_cross.core.stderr_lines import lines_dropped
+from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError
+from beam_cross.job.run import failure_text, run
 
 
 def _not_a_reported_failure(record: logging.LogRecord) -> bool:
@@ -39,14 +44,22 @@ def _not_a_reported_failure(record: logging.LogRecord) -> bool:
     return not (record.name.startswith("apache_beam") and record.levelno >= logging.ERROR
                 and (record.exc_info or "Traceback (most recent call last)" in record.getMessage()))
 
-import os  # noqa: E402
-import signal  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import traceback  # noqa: E402
 
-from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError  # noqa: E402
-from beam_cross.job.run import failure_text, run  # noqa: E402
+# The workers of the multi-process DirectRunner write to the command's stderr. Without Beam's `gcp` extra,
+# each logs the BigQuery notice while importing Beam, which gives its root logger a handler; its start and
+# stop are then printed at INFO, with two warnings about Beam's own setup. Neither says anything to act on.
+_WORKER_LINES = re.compile(
+    rb"^(WARNING:root:apitools not found, and bigquery client libraries are not available"
+    rb"|INFO:(__main__|apache_beam\.runners\.worker\.[\w.]+):"
+    rb"|WARNING:__main__:No semi_persistent_directory found: "
+    rb"|WARNING:apache_beam\.options\.pipeline_options:Discarding unparseable args: "
+    rb"\[('--(direct_runner_use_stacked_bundle|pipeline_type_check)'(, )?)+\]\r?$)"
+)
+
+
+def _runs_local_workers(argv: list[str]) -> bool:
+    return any(a == "--direct_running_mode=multi_processing" or (a == "--direct_running_mode" and b == "multi_processing")
+               for a, b in zip(argv, argv[1:] + [""]))
 
 
 def main(argv=None) -> int:
@@ -57,22 +70,44 @@ def main(argv=None) -> int:
     for noisy in ("apache_beam", "distributed", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    verbose = "--verbose" in args
     if not verbose:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_not_a_reported_failure)
+    printed = _PrintedLines()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(printed)
     if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds: the output lock is released
         signal.signal(signal.SIGTERM, _terminated)
+    quiet_workers = lines_dropped(_WORKER_LINES.match) if _runs_local_workers(args) else contextlib.nullcontext()
     try:
-        summary = run(argv)
+        with quiet_workers:
+            summary = run(argv)
     except JobError as error:
         return _fail(str(error), error.exit_status, error, verbose)
     except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
         return _fail(str(error), EXIT_REFUSED, error, verbose)  # an argument the plan could not take
     except Exception as error:  # OSError of a filesystem (no space, no permission...), or a bug
         return _fail(failure_text(error), EXIT_FAILED, error, verbose)
-    print(summary.text())
+    # A note of the plan (the bundled sample, a kind guessed for a column) is printed once, when the job
+    # starts: before a long run (on Dataflow, before any worker starts), when a user can still stop it and
+    # pass --input or --schema. The summary repeats none of them; it has the notes only known at the end.
+    print(summary.text(shown=printed.lines))
     return 0
+
+
+class _PrintedLines(logging.Filter):
+    """Remembers the lines the command itself printed on the terminal (its logger ``beam_cross``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = set()
+
+    def filter(self, record):
+        if record.name == "beam_cross":
+            self.lines.add(record.getMessage())
+        return True
 
 
 def _terminated(signum, frame):

@@ -40,9 +40,12 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     manifest: str | None = None
 
-    def text(self) -> str:
-        job = self.job
-        lines = [f"beam-cross: done in {self.seconds:.1f} s"] + [f"  note: {n}" for n in self.notes]
+    def text(self, shown=()) -> str:
+        """The summary; a note whose line ``beam-cross: <note>`` is in ``shown`` (already printed when the
+        job started) is left out, so that each note is printed once."""
+        job, shown = self.job, set(shown)
+        lines = [f"beam-cross: done in {self.seconds:.1f} s"]
+        lines += [f"  note: {n}" for n in self.notes if f"beam-cross: {n}" not in shown]
         counts = [("rows read", self.rows_read, f"from {len(job.files)} {job.input_format} file(s)"),
                   ("rows crossed", self.rows_crossed, f"-> {_where(self.crossed_files)}"),
                   ("rows rejected", self.rows_rejected, f"-> {_where(self.rejected_files)}")]

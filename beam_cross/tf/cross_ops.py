@@ -11,9 +11,11 @@ puts sparse inputs first). TensorFlow only: no Keras, no tf.Transform.
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from beam_cross.core.cross import check_hash_key
+from beam_cross.tf.startup import start_up_lines_dropped
+
+with start_up_lines_dropped():
+    import tensorflow as tf
 
 __all__ = ["as_int64_or_string", "crossed_ids"]
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import keras
 import numpy as np
 
 from beam_cross.core.spec import Cross, check_crosses
 from beam_cross.core.spec_file import read_crosses
 from beam_cross.core.transforms import Lookup
 from beam_cross.tf.layers import _in_tf_graph, _to_numpy
+from beam_cross.tf.startup import start_up_lines_dropped
+
+with start_up_lines_dropped():
+    import keras
 
 
 @keras.saving.register_keras_serializable(package="beam_cross")

@@ -14,11 +14,13 @@ import pyarrow as pa
 from beam_cross.core import errors
 from beam_cross.core.batches import as_python
 from beam_cross.core.spec import Cross
+from beam_cross.tf.startup import start_up_lines_dropped
 
 
 def _import_tensorflow():
     try:
-        import tensorflow as tf
+        with start_up_lines_dropped():
+            import tensorflow as tf
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
             "engine='tensorflow' needs TensorFlow. Install it with `pip install beam-cross[tf]`."

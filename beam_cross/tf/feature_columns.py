@@ -35,12 +35,14 @@ TensorFlow is needed here only to read the definitions (``tf.feature_column`` pu
 
 from __future__ import annotations
 
-import tensorflow as tf
-from tensorflow.python.feature_column import feature_column_v2 as fcv2
-from tensorflow.python.feature_column.feature_column_v2_types import FeatureColumn
-
 from beam_cross.core.spec import Cross
 from beam_cross.core.transforms import Bucketize, Identity, Lookup
+from beam_cross.tf.startup import start_up_lines_dropped
+
+with start_up_lines_dropped():
+    import tensorflow as tf
+    from tensorflow.python.feature_column import feature_column_v2 as fcv2
+    from tensorflow.python.feature_column.feature_column_v2_types import FeatureColumn
 
 __all__ = ["from_feature_columns"]
 

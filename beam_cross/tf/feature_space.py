@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import os
 
-import keras
-
 from beam_cross.core.spec import Cross
 from beam_cross.core.transforms import Bucketize, Hash, Lookup
+from beam_cross.tf.startup import start_up_lines_dropped
+
+with start_up_lines_dropped():
+    import keras
 
 __all__ = ["from_feature_space"]
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sys
 
-import keras
 import numpy as np
 
 from beam_cross.core.columns import kind_of
 from beam_cross.core.cross import check_hash_key, check_num_bins, hashed_cross
+from beam_cross.tf.startup import start_up_lines_dropped
+
+with start_up_lines_dropped():
+    import keras
 
 OUTPUT_MODES = ("int", "one_hot")
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 import functools
 import re
 
-import tensorflow as tf
-
 from beam_cross.core import errors
 from beam_cross.core.transforms import Bucketize, Hash, Identity, Lookup, Transform
+from beam_cross.tf.startup import start_up_lines_dropped
+
+with start_up_lines_dropped():
+    import tensorflow as tf
 
 __all__ = ["lookup_table", "transform_ids"]
 

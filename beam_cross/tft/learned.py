@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
-import tensorflow_transform as tft
-
 from beam_cross.core.transforms import Bucketize, Lookup
+from beam_cross.tf.startup import start_up_lines_dropped
 from beam_cross.tf.transform_ops import _check_dtype, _no_dropped_values, keras_lookup_ids
+
+with start_up_lines_dropped():
+    import tensorflow as tf
+    import tensorflow_transform as tft
 
 __all__ = ["learned_ids"]
 
