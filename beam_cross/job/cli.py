@@ -31,7 +31,7 @@ import threading
 import traceback
 
 # First: drops, before Beam loads, what Beam prints that the command's user cannot act on (the BigQuery
-# notice of a Beam without its `gcp` extra, the multi-process runner's worker notices; beam_cross.beam.quiet).
+# notice of a Beam without its `gcp` extra, the multi-process runner's worker notices; beam_cross.core.beam_notices).
 import beam_cross.beam  # noqa: F401
 from beam_cross.core.stderr_lines import lines_dropped
 from beam_cross.job.errors import EXIT_FAILED, EXIT_REFUSED, JobError

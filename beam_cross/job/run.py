@@ -167,10 +167,12 @@ class TemplateWritten:
     template: str
     seconds: float
 
-    def text(self) -> str:
-        job = self.job
+    def text(self, shown=()) -> str:
+        """What to print; as :meth:`beam_cross.job.summary.Summary.text`, a note already printed as
+        ``beam-cross: <note>`` (in ``shown``) is not printed again."""
+        job, shown = self.job, set(shown)
         lines = [f"beam-cross: wrote the Dataflow template {self.template} in {self.seconds:.1f} s; nothing ran and "
-                 "nothing was committed"] + [f"  note: {n}" for n in job.notes]
+                 "nothing was committed"] + [f"  note: {n}" for n in job.notes if f"beam-cross: {n}" not in shown]
         lines.append(f"  it holds this plan: {len(job.files)} {job.input_format} file(s) as listed now (its workers "
                      f"read no other, and record a file changed since as a read error), {len(job.crosses)} cross(es)")
         lines.append(f"  a job launched from it writes into {job.temp_dir} and is not committed: the command "

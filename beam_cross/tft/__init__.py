@@ -24,14 +24,13 @@ Missing values, as tf.Transform delivers them:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-import sys
 
 import apache_beam as beam
 import numpy as np
 
+from beam_cross.core.beam_notices import drop_beam_notices
 from beam_cross.core.cross import check_hash_key, check_num_bins
 from beam_cross.core.spec import Cross, check_crosses
 from beam_cross.core.stats import (
@@ -52,16 +51,7 @@ with start_up_lines_dropped():
     from tensorflow_transform import schema_inference
 
 
-def _not_the_script_path(record: logging.LogRecord) -> bool:
-    # tf.Transform's in-memory `(data, metadata) | AnalyzeAndTransformDataset(...)` runs in a pipeline Beam
-    # makes with PipelineOptions(sys.argv): Beam warns that the script's own path is no option (as
-    # beam_cross.beam.quiet drops it for the Beam front door; only that path alone).
-    script = sys.argv[0] if sys.argv else ""
-    return not (script and record.getMessage() in (f"Unparseable argument: {script}",
-                                                   f"Discarding unparseable args: {[script]}"))
-
-
-logging.getLogger("apache_beam.options.pipeline_options").addFilter(_not_the_script_path)
+drop_beam_notices()  # what Beam prints that a user cannot act on (beam_cross.core.beam_notices)
 
 __all__ = ["collision_stats_analyzer", "hashed_cross", "make_preprocessing_fn", "read_collision_stats", "transform_ids"]
 

@@ -1,7 +1,8 @@
-"""Lines Beam prints that a user of beam_cross cannot act on, each dropped as exactly the record it is.
+"""Lines Beam prints that a user of beam_cross cannot act on, each dropped as exactly the record it is
+(no framework is imported here: the filters match log records and warnings by their text).
 
-:func:`drop_beam_notices` (run when :mod:`beam_cross.beam` is imported) adds to the logging tree and to
-the warnings filters, once per process, filters that each match one message and nothing else:
+:func:`drop_beam_notices` (run when :mod:`beam_cross.beam` or :mod:`beam_cross.tft` is imported, the front
+doors that load Beam) adds to the logging tree and to the warnings filters, once per process, filters that each match one message and nothing else:
 
 - without Beam's ``gcp`` extra, importing Beam logs on the root logger "apitools not found, and bigquery
   client libraries are not available despite the import not raising an ImportError." (beam_cross never
@@ -59,7 +60,7 @@ def _not_a_worker_notice(record: logging.LogRecord) -> bool:
     return not _WORKER_NOTICES.match(record.getMessage())
 
 
-def not_the_script_path(record: logging.LogRecord) -> bool:
+def _not_the_script_path(record: logging.LogRecord) -> bool:
     """False for Beam's warning that the script's own path (``sys.argv[0]``) is no pipeline option."""
     script = sys.argv[0] if sys.argv else ""
     return not (script and record.getMessage() in (f"Unparseable argument: {script}",
@@ -70,7 +71,7 @@ def drop_beam_notices() -> None:
     """Adds the filters above (a second call adds nothing)."""
     logging.getLogger().addFilter(_not_a_beam_notice)  # a logger holds a filter once
     logging.getLogger(_JOB_SERVICE_LOGGER).addFilter(_not_a_worker_notice)
-    logging.getLogger(_OPTIONS_LOGGER).addFilter(not_the_script_path)
+    logging.getLogger(_OPTIONS_LOGGER).addFilter(_not_the_script_path)
     # warnings.filterwarnings moves an equal filter to the front instead of adding it twice.
     warnings.filterwarnings("ignore", message=r"keys will default to True in jsonpickle 5\.0\.0",
                             category=DeprecationWarning, module=r"apache_beam\.ml\.transforms\.base$")
