@@ -35,6 +35,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from ci_venvs import venv_python
 
 import beam_cross
 from beam_cross.core.spec_file import read_crosses
@@ -114,16 +115,9 @@ with open(result_path, "w") as handle:
 
 
 def _gcp_python() -> str:
-    python = os.environ.get("BEAM_CROSS_GCP_PYTHON")
-    if not python:
-        why = f"the Dataflow translation needs its own venvs; build them and point BEAM_CROSS_GCP_PYTHON at one: {BUILD_COMMAND}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"BEAM_CROSS_GCP_PYTHON is not set under CI. {why}")
-        pytest.skip(why)
-    if not os.access(python, os.X_OK) or not (Path(python).parents[1] / "worker-python").exists():
-        pytest.fail(f"BEAM_CROSS_GCP_PYTHON={python!r} is not the python of .ci/gcp-env's launcher venv. Build it with: "
-                    f"{BUILD_COMMAND}")
-    return python
+    return venv_python("BEAM_CROSS_GCP_PYTHON", "the Dataflow translation needs its own venvs", BUILD_COMMAND,
+                       lambda python: (Path(python).parents[1] / "worker-python").exists(),
+                       "the python of .ci/gcp-env's launcher venv")
 
 
 def _env(**extra) -> dict:

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ci_venvs import venv_python
 
 import beam_cross
 from beam_cross import Cross, FeatureError
@@ -31,15 +32,7 @@ BUILD_COMMAND = 'BEAM_CROSS_TFX_PYTHON="$(.ci/tfx-env)" python -m pytest tests/t
 
 
 def _tfx_python() -> str:
-    python = os.environ.get("BEAM_CROSS_TFX_PYTHON")
-    if not python:
-        why = f"TFX needs its own venv; build it and point BEAM_CROSS_TFX_PYTHON at it: {BUILD_COMMAND}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"BEAM_CROSS_TFX_PYTHON is not set under CI. {why}")
-        pytest.skip(why)
-    if not os.access(python, os.X_OK):
-        pytest.fail(f"BEAM_CROSS_TFX_PYTHON={python!r} is not an executable python. Build it with: {BUILD_COMMAND}")
-    return python
+    return venv_python("BEAM_CROSS_TFX_PYTHON", "TFX needs its own venv", BUILD_COMMAND)
 
 
 @pytest.fixture(scope="module")
