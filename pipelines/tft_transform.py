@@ -26,8 +26,9 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import types
+
+from beam_cross.core.stderr_lines import lines_dropped  # no framework: loaded before TensorFlow
 
 # TensorFlow 2.21's C++ lines (CPU features, CUDA probing, "All log messages before
 # absl::InitializeLog()...", dataset defaults) ignore TF_CPP_MIN_LOG_LEVEL and say nothing a user of this
@@ -41,29 +42,13 @@ _TF_NOISE = re.compile(
 
 
 def filter_tensorflow_noise():
-    """Routes file descriptor 2 (C++ and Python stderr) through a thread that drops TensorFlow's start-up
-    lines and passes every other line on as it comes; at exit the rest is flushed."""
-    sys.stderr.flush()
-    real_stderr = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump():
-        with os.fdopen(read_end, "rb") as source:
-            for line in source:
-                if not _TF_NOISE.match(line):
-                    os.write(real_stderr, line)
-
-    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
-    thread.start()
-
-    def restore():  # runs after an uncaught exception's traceback is written
-        sys.stderr.flush()
-        os.dup2(real_stderr, 2)  # closes the pipe's last write end: the pump reads to its end
-        thread.join(timeout=10)
-
-    atexit.register(restore)
+    """Routes file descriptor 2 (C++ and Python stderr) through beam_cross's line filter
+    (:func:`beam_cross.core.stderr_lines.lines_dropped`) until the process exits: TensorFlow's start-up
+    lines are dropped, every other line goes through as it comes; at exit the rest is flushed (after an
+    uncaught exception's traceback is written)."""
+    block = lines_dropped(_TF_NOISE.match)
+    block.__enter__()
+    atexit.register(block.__exit__, None, None, None)
 
 
 if __name__ == "__main__":
